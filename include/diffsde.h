@@ -1,0 +1,17 @@
+/**
+ * @file diffsde.h
+ * @brief Umbrella header of libdiffsde: include this one.
+ *
+ * Link with `pkg-config --cflags --libs diffsde`.
+ */
+#ifndef DIFFSDE_H
+#define DIFFSDE_H
+
+#include "diffsde/common.h"
+#include "diffsde/version.h"
+#include "diffsde/context.h"
+#include "diffsde/noise.h"
+#include "diffsde/sde.h"
+#include "diffsde/score.h"
+
+#endif /* DIFFSDE_H */

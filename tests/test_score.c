@@ -1,0 +1,334 @@
+/*
+ * The model object and the parametrisation conversions, checked on Gaussian data where the
+ * posterior mean E[x0 | x_t] and E[ε | x_t] have independent closed forms:
+ *   p0 = N(m, s0² I)  ⇒  p_t = N(α m, (α² s0² + σ²) I),
+ *   score = −(x − α m)/v_t,  E[ε|x] = σ (x − α m)/v_t,  E[x0|x] = m + α s0² (x − α m)/v_t,
+ * with v_t = α² s0² + σ².
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define M0 0.731
+#define S0 1.385
+
+typedef struct gauss_model {
+    const diffsde_sde *sde;
+    diffsde_param param;
+    int calls;
+    int status;       /* returned by the callback */
+    size_t nan_index; /* where to plant a NaN, SIZE_MAX for none */
+} gauss_model;
+
+static double exact(diffsde_param p, const diffsde_sde *sde, double t, double x)
+{
+    diffsde_sde_coefs c;
+    if (diffsde_sde_coefs_at(sde, t, &c) != DIFFSDE_OK)
+        return NAN;
+    double a = c.alpha, s = c.sigma, vt = a * a * S0 * S0 + s * s;
+    double r = x - a * M0;
+    double eps = s * r / vt, x0 = M0 + a * S0 * S0 * r / vt;
+    switch (p) {
+    case DIFFSDE_PARAM_SCORE:
+        return -r / vt;
+    case DIFFSDE_PARAM_EPS:
+        return eps;
+    case DIFFSDE_PARAM_X0:
+        return x0;
+    case DIFFSDE_PARAM_V:
+        return a * eps - s * x0;
+    }
+    return NAN;
+}
+
+static int gauss_cb(size_t n, size_t d, const double *t, const double *x, double *out,
+                    void *user)
+{
+    gauss_model *g = user;
+    g->calls++;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++)
+            out[i * d + j] = exact(g->param, g->sde, t[i], x[i * d + j]);
+    if (g->nan_index != SIZE_MAX)
+        out[g->nan_index] = NAN;
+    return g->status;
+}
+
+typedef struct fixture {
+    diffsde_ctx *ctx;
+    diffsde_sde *sde[3];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f || diffsde_ctx_new(&f->ctx, NULL) || diffsde_sde_new_ve(f->ctx, 0.0137, 42.5, &f->sde[0]) ||
+        diffsde_sde_new_vp(f->ctx, 0.173, 17.3, &f->sde[1]) ||
+        diffsde_sde_new_subvp(f->ctx, 0.173, 17.3, &f->sde[2]))
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    for (int k = 0; k < 3; k++)
+        diffsde_sde_free(f->sde[k]);
+    diffsde_ctx_free(f->ctx);
+    free(f);
+    return 0;
+}
+
+enum { N = 6, D = 3 };
+static const double times[N] = {1e-5, 1e-3, 0.137, 0.5, 0.871, 1.0};
+
+static void fill_points(double *x)
+{
+    for (size_t k = 0; k < N * D; k++)
+        x[k] = -2.385 + 0.731 * (double)k;
+}
+
+/* Every parametrisation, evaluated through the model object, gives the exact score. */
+static void test_eval_every_param(void **state)
+{
+    fixture *f = *state;
+    double x[N * D], s[N * D];
+    fill_points(x);
+    for (int k = 0; k < 3; k++) {
+        for (int p = DIFFSDE_PARAM_SCORE; p <= DIFFSDE_PARAM_V; p++) {
+            gauss_model g = {f->sde[k], (diffsde_param)p, 0, 0, SIZE_MAX};
+            diffsde_score *model;
+            assert_int_equal(diffsde_score_new(f->ctx, gauss_cb, &g, (diffsde_param)p, &model),
+                             DIFFSDE_OK);
+            assert_int_equal(diffsde_score_get_param(model), p);
+            assert_int_equal(diffsde_score_eval(model, f->sde[k], N, D, times, x, s),
+                             DIFFSDE_OK);
+            assert_int_equal(g.calls, 1);
+            for (size_t i = 0; i < N; i++)
+                for (size_t j = 0; j < D; j++)
+                    assert_close(s[i * D + j],
+                                 exact(DIFFSDE_PARAM_SCORE, f->sde[k], times[i], x[i * D + j]),
+                                 1e-9, 1e-12);
+            diffsde_score_free(model);
+        }
+    }
+}
+
+/* Every pair (from, to) of conversions maps the exact value of one to the exact other. */
+static void test_convert_all_pairs(void **state)
+{
+    fixture *f = *state;
+    double x[N * D], in[N * D], out[N * D];
+    fill_points(x);
+    for (int k = 0; k < 3; k++) {
+        for (int from = 0; from <= 3; from++) {
+            for (int to = 0; to <= 3; to++) {
+                for (size_t i = 0; i < N; i++)
+                    for (size_t j = 0; j < D; j++)
+                        in[i * D + j] = exact((diffsde_param)from, f->sde[k], times[i], x[i * D + j]);
+                assert_int_equal(diffsde_param_convert(f->sde[k], (diffsde_param)from,
+                                                       (diffsde_param)to, N, D, times, x, in, out),
+                                 DIFFSDE_OK);
+                for (size_t i = 0; i < N; i++)
+                    for (size_t j = 0; j < D; j++) {
+                        double want = exact((diffsde_param)to, f->sde[k], times[i], x[i * D + j]);
+                        assert_close(out[i * D + j], want, 1e-9, 1e-12 * (1 + fabs(x[i * D + j])));
+                    }
+                /* In place gives the same bits. */
+                double copy[N * D];
+                memcpy(copy, in, sizeof in);
+                assert_int_equal(diffsde_param_convert(f->sde[k], (diffsde_param)from,
+                                                       (diffsde_param)to, N, D, times, x, copy,
+                                                       copy),
+                                 DIFFSDE_OK);
+                assert_memory_equal(copy, out, sizeof out);
+            }
+        }
+    }
+}
+
+/* At t = 0 a VP SDE has σ = 0: conversions that divide by σ are refused, the others work. */
+static void test_convert_sigma_zero(void **state)
+{
+    fixture *f = *state;
+    double t[2] = {0.5, 0.0}, x[2] = {1.25, -0.5}, in[2] = {0.3, 0.7};
+    double out[2] = {123, 456};
+    assert_int_equal(diffsde_param_convert(f->sde[1], DIFFSDE_PARAM_EPS, DIFFSDE_PARAM_SCORE, 2,
+                                           1, t, x, in, out),
+                     DIFFSDE_EDOM);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "sample 1"));
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "sigma"));
+    /* out untouched: the check precedes every write */
+    assert_true(out[0] == 123 && out[1] == 456);
+    assert_int_equal(diffsde_param_convert(f->sde[1], DIFFSDE_PARAM_X0, DIFFSDE_PARAM_EPS, 2, 1,
+                                           t, x, in, out),
+                     DIFFSDE_EDOM);
+    /* score → eps, eps → x0 and v are fine at σ = 0: x0 = x/α there. */
+    assert_int_equal(diffsde_param_convert(f->sde[1], DIFFSDE_PARAM_EPS, DIFFSDE_PARAM_X0, 2, 1,
+                                           t, x, in, out),
+                     DIFFSDE_OK);
+    assert_close(out[1], x[1], 1e-15, 0); /* α(0) = 1, σ(0) = 0 */
+    assert_int_equal(diffsde_param_convert(f->sde[1], DIFFSDE_PARAM_SCORE, DIFFSDE_PARAM_EPS, 2,
+                                           1, t, x, in, out),
+                     DIFFSDE_OK);
+    assert_true(out[1] == 0.0);
+}
+
+static void test_convert_bad_arguments(void **state)
+{
+    fixture *f = *state;
+    double t[1] = {0.5}, x[1] = {1}, v[1] = {2}, out[1];
+    double tbad[1] = {1.5};
+    assert_int_equal(diffsde_param_convert(NULL, 0, 1, 1, 1, t, x, v, out), DIFFSDE_ENULL);
+    assert_int_equal(diffsde_param_convert(f->sde[0], 0, 1, 1, 0, t, x, v, out), DIFFSDE_ESIZE);
+    assert_int_equal(diffsde_param_convert(f->sde[0], 0, 1, SIZE_MAX, 2, t, x, v, out),
+                     DIFFSDE_ESIZE);
+    assert_int_equal(diffsde_param_convert(f->sde[0], (diffsde_param)7, 1, 1, 1, t, x, v, out),
+                     DIFFSDE_EPARAM);
+    assert_int_equal(diffsde_param_convert(f->sde[0], 0, 1, 1, 1, NULL, x, v, out),
+                     DIFFSDE_ENULL);
+    assert_int_equal(diffsde_param_convert(f->sde[0], 0, 1, 1, 1, tbad, x, v, out), DIFFSDE_EDOM);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "sample 0"));
+    assert_int_equal(diffsde_param_convert(f->sde[0], 0, 1, 0, 1, NULL, NULL, NULL, NULL),
+                     DIFFSDE_OK);
+}
+
+static void test_param_names(void **state)
+{
+    (void)state;
+    const char *names[] = {"score", "eps", "x0", "v"};
+    for (int p = 0; p < 4; p++) {
+        diffsde_param q;
+        assert_string_equal(diffsde_param_name((diffsde_param)p), names[p]);
+        assert_int_equal(diffsde_param_from_name(names[p], &q), DIFFSDE_OK);
+        assert_int_equal(q, p);
+    }
+    diffsde_param q;
+    assert_int_equal(diffsde_param_from_name("noise", &q), DIFFSDE_OK);
+    assert_int_equal(q, DIFFSDE_PARAM_EPS);
+    assert_int_equal(diffsde_param_from_name("data", &q), DIFFSDE_OK);
+    assert_int_equal(q, DIFFSDE_PARAM_X0);
+    assert_int_equal(diffsde_param_from_name("velocity!", &q), DIFFSDE_EPARAM);
+    assert_int_equal(diffsde_param_from_name(NULL, &q), DIFFSDE_ENULL);
+    assert_string_equal(diffsde_param_name((diffsde_param)9), "");
+}
+
+/* Callback failures: the three kinds, each with its own status and a message with context. */
+static void test_eval_callback_failures(void **state)
+{
+    fixture *f = *state;
+    double x[N * D], s[N * D];
+    fill_points(x);
+    gauss_model g = {f->sde[1], DIFFSDE_PARAM_SCORE, 0, -3, SIZE_MAX};
+    diffsde_score *model;
+    assert_int_equal(diffsde_score_new(f->ctx, gauss_cb, &g, DIFFSDE_PARAM_SCORE, &model),
+                     DIFFSDE_OK);
+    assert_int_equal(diffsde_score_eval(model, f->sde[1], N, D, times, x, s), DIFFSDE_ECALLBACK);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "-3"));
+    g.status = 2;
+    assert_int_equal(diffsde_score_eval(model, f->sde[1], N, D, times, x, s), DIFFSDE_ERETRY);
+    g.status = 0;
+    g.nan_index = 4 * D + 2; /* sample 4, coordinate 2 */
+    assert_int_equal(diffsde_score_eval(model, f->sde[1], N, D, times, x, s),
+                     DIFFSDE_ENONFINITE);
+    const char *msg = diffsde_errmsg(f->ctx);
+    assert_non_null(strstr(msg, "sample 4"));
+    assert_non_null(strstr(msg, "coordinate 2"));
+    assert_non_null(strstr(msg, "t=0.87"));
+    /* A bad t never reaches the callback. */
+    g.nan_index = SIZE_MAX;
+    g.calls = 0;
+    double tbad[N];
+    memcpy(tbad, times, sizeof tbad);
+    tbad[3] = -0.25;
+    assert_int_equal(diffsde_score_eval(model, f->sde[1], N, D, tbad, x, s), DIFFSDE_EDOM);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "sample 3"));
+    tbad[3] = NAN;
+    assert_int_equal(diffsde_score_eval(model, f->sde[1], N, D, tbad, x, s), DIFFSDE_EDOM);
+    assert_int_equal(g.calls, 0);
+    /* Shape and pointer errors. */
+    assert_int_equal(diffsde_score_eval(model, f->sde[1], N, 0, times, x, s), DIFFSDE_ESIZE);
+    assert_int_equal(diffsde_score_eval(model, NULL, N, D, times, x, s), DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_eval(NULL, f->sde[1], N, D, times, x, s), DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_eval(model, f->sde[1], N, D, times, x, x), DIFFSDE_EPARAM);
+    assert_int_equal(diffsde_score_eval(model, f->sde[1], 0, D, NULL, NULL, NULL), DIFFSDE_OK);
+    assert_int_equal(g.calls, 0);
+    diffsde_score_free(model);
+
+    /* An eps-model cannot give the score where σ = 0 (VP, t = 0). */
+    gauss_model ge = {f->sde[1], DIFFSDE_PARAM_EPS, 0, 0, SIZE_MAX};
+    assert_int_equal(diffsde_score_new(f->ctx, gauss_cb, &ge, DIFFSDE_PARAM_EPS, &model),
+                     DIFFSDE_OK);
+    double t0[1] = {0.0};
+    assert_int_equal(diffsde_score_eval(model, f->sde[1], 1, D, t0, x, s), DIFFSDE_EDOM);
+    assert_int_equal(ge.calls, 0);
+    diffsde_score_free(model);
+}
+
+static void test_score_new_errors_and_flags(void **state)
+{
+    fixture *f = *state;
+    diffsde_score *model = (diffsde_score *)&model;
+    assert_int_equal(diffsde_score_new(NULL, gauss_cb, NULL, 0, &model), DIFFSDE_ENULL);
+    assert_null(model);
+    assert_int_equal(diffsde_score_new(f->ctx, NULL, NULL, 0, &model), DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_new(f->ctx, gauss_cb, NULL, (diffsde_param)4, &model),
+                     DIFFSDE_EPARAM);
+    assert_null(model);
+    assert_int_equal(diffsde_score_new(f->ctx, gauss_cb, NULL, 0, NULL), DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_new(f->ctx, gauss_cb, NULL, 0, &model), DIFFSDE_OK);
+    assert_int_equal(diffsde_score_get_thread_safe(model), 0);
+    assert_int_equal(diffsde_score_set_thread_safe(model, 5), DIFFSDE_OK);
+    assert_int_equal(diffsde_score_get_thread_safe(model), 1);
+    assert_int_equal(diffsde_score_set_thread_safe(NULL, 1), DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_get_param(NULL), -1);
+    diffsde_score_free(model);
+    diffsde_score_free(NULL);
+}
+
+/* Allocation failure at every call: ENOMEM and nothing left allocated. */
+static void test_score_alloc_failures(void **state)
+{
+    (void)state;
+    for (long k = 1;; k++) {
+        tu_alloc a = {.fail_at = k};
+        diffsde_allocator al = tu_allocator(&a);
+        diffsde_ctx *ctx = NULL;
+        diffsde_score *model = NULL;
+        int rc = diffsde_ctx_new(&ctx, &al);
+        if (rc == DIFFSDE_OK)
+            rc = diffsde_score_new(ctx, gauss_cb, NULL, DIFFSDE_PARAM_EPS, &model);
+        if (rc == DIFFSDE_OK) {
+            diffsde_score_free(model);
+            diffsde_ctx_free(ctx);
+            assert_int_equal(a.live, 0);
+            assert_true(k > 2); /* both allocations were failed once before success */
+            break;
+        }
+        assert_int_equal(rc, DIFFSDE_ENOMEM);
+        assert_null(model);
+        diffsde_ctx_free(ctx);
+        assert_int_equal(a.live, 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_eval_every_param),
+        cmocka_unit_test(test_convert_all_pairs),
+        cmocka_unit_test(test_convert_sigma_zero),
+        cmocka_unit_test(test_convert_bad_arguments),
+        cmocka_unit_test(test_param_names),
+        cmocka_unit_test(test_eval_callback_failures),
+        cmocka_unit_test(test_score_new_errors_and_flags),
+        cmocka_unit_test(test_score_alloc_failures),
+    };
+    return cmocka_run_group_tests_name("score", tests, setup, teardown);
+}
