@@ -56,6 +56,14 @@ int diffsde_i_mul_size(size_t a, size_t b, size_t *out);
 struct diffsde_sde;
 diffsde_ctx *diffsde_i_sde_ctx(const struct diffsde_sde *sde);
 
+/*
+ * Fill n × d Philox draws for samples sample0.. at (stream, step): normals if `normal`,
+ * else uniforms. Indices must already be validated against the counter layout (noise.h).
+ */
+#include <stdint.h>
+void diffsde_i_philox_fill(uint64_t seed, uint32_t stream, uint64_t step, uint64_t sample0,
+                           size_t n, size_t d, int normal, double *out);
+
 /* Convert one row of d values between parametrisations with known α, σ (no checks). */
 #include "diffsde/score.h"
 void diffsde_i_param_convert_row(diffsde_param from, diffsde_param to, double alpha,
