@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <float.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -85,6 +86,37 @@ static int teardown(void **state)
     return 0;
 }
 
+
+/*
+ * Rounding-error bound of a conversion: the converted value is a short sum of products of
+ * `in` and x with the coefficients of the formulas in score.h, some of which are large where
+ * σ or α is small (from x̂0 to the score divides by σ², ill-conditioned as t → 0). The bound
+ * is 16 ulp of each term, so the tests check the implementation, not the conditioning.
+ */
+static double convert_bound(diffsde_param from, diffsde_param to, const diffsde_sde *sde,
+                            double t, double x, double in)
+{
+    diffsde_sde_coefs c;
+    diffsde_sde_coefs_at(sde, t, &c);
+    double a = c.alpha, s = c.sigma, r = a * a + s * s;
+    double ax = fabs(x), ai = fabs(in);
+    double eps_mag; /* magnitude of the terms that make ε̂ */
+    switch (from) {
+    case DIFFSDE_PARAM_SCORE: eps_mag = s * ai; break;
+    case DIFFSDE_PARAM_EPS: eps_mag = ai; break;
+    case DIFFSDE_PARAM_X0: eps_mag = (ax + a * ai) / s; break;
+    default: eps_mag = (s * ax + a * ai) / r; break;
+    }
+    double out_mag;
+    switch (to) {
+    case DIFFSDE_PARAM_SCORE: out_mag = eps_mag / s; break;
+    case DIFFSDE_PARAM_EPS: out_mag = eps_mag; break;
+    case DIFFSDE_PARAM_X0: out_mag = (ax + s * eps_mag) / a; break;
+    default: out_mag = (r * eps_mag + s * ax) / a; break;
+    }
+    return 16 * DBL_EPSILON * out_mag;
+}
+
 enum { N = 6, D = 3 };
 static const double times[N] = {1e-5, 1e-3, 0.137, 0.5, 0.871, 1.0};
 
@@ -114,7 +146,10 @@ static void test_eval_every_param(void **state)
                 for (size_t j = 0; j < D; j++)
                     assert_close(s[i * D + j],
                                  exact(DIFFSDE_PARAM_SCORE, f->sde[k], times[i], x[i * D + j]),
-                                 1e-9, 1e-12);
+                                 0, convert_bound((diffsde_param)p, DIFFSDE_PARAM_SCORE, f->sde[k],
+                                                  times[i], x[i * D + j],
+                                                  exact((diffsde_param)p, f->sde[k], times[i],
+                                                        x[i * D + j])));
             diffsde_score_free(model);
         }
     }
@@ -138,7 +173,10 @@ static void test_convert_all_pairs(void **state)
                 for (size_t i = 0; i < N; i++)
                     for (size_t j = 0; j < D; j++) {
                         double want = exact((diffsde_param)to, f->sde[k], times[i], x[i * D + j]);
-                        assert_close(out[i * D + j], want, 1e-9, 1e-12 * (1 + fabs(x[i * D + j])));
+                        assert_close(out[i * D + j], want, 0,
+                                     convert_bound((diffsde_param)from, (diffsde_param)to,
+                                                   f->sde[k], times[i], x[i * D + j],
+                                                   in[i * D + j]));
                     }
                 /* In place gives the same bits. */
                 double copy[N * D];
