@@ -17,8 +17,8 @@
  * σmin (σmax/σmin)^t itself, so σ(0) = σmin > 0, and g² is its exact time derivative; the
  * strict kernel variance σ(t)² − σ(0)² is not used.
  *
- * Every kind satisfies d(σ²)/dt = 2 f σ² + g²; diffsde_sde_check_variance_identity() checks it
- * numerically, and user-defined SDEs are checked when they are created.
+ * Every kind satisfies d(σ²)/dt = 2 f σ² + g² and dα/dt = f α; diffsde_sde_check_variance_identity()
+ * checks the first numerically, and user-defined SDEs are checked for both when they are created.
  *
  * Units: t is the diffusion time in [0, T]; f in 1/time, g² in variance/time; α dimensionless;
  * σ in units of x.
@@ -73,7 +73,8 @@ typedef struct diffsde_sde_coefs {
 /**
  * Create a VE SDE.
  * @param ctx context (borrowed; must outlive the SDE).
- * @param sigma_min σmin > 0 (finite). @param sigma_max σmax > σmin (finite).
+ * @param sigma_min σmin > 0 (finite). @param sigma_max σmax > σmin (finite), with σmax/σmin
+ *        finite and log(σmax/σmin) > 0 in double.
  * @param[out] out the SDE, owned by the caller (diffsde_sde_free()); NULL on failure.
  * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL (ctx or out NULL); ::DIFFSDE_EPARAM (the message names
  *         the parameter and its value); ::DIFFSDE_ENOMEM.
@@ -108,9 +109,11 @@ DIFFSDE_API int diffsde_sde_new_named(diffsde_ctx *ctx, const char *name, size_t
                                       diffsde_sde **out);
 
 /**
- * Callbacks of a user-defined affine-Gaussian SDE. Each returns the coefficient at t ∈ [0, T];
- * a NaN return is reported as ::DIFFSDE_ENONFINITE. `user` is passed back, borrowed: it must
- * stay valid for the life of the SDE.
+ * Callbacks of a user-defined affine-Gaussian SDE. Each returns the coefficient at t ∈ [0, T]
+ * (they are only ever called with such t); a NaN or infinite return is reported as
+ * ::DIFFSDE_ENONFINITE, a value of the wrong sign as ::DIFFSDE_EPARAM at creation and
+ * ::DIFFSDE_ECALLBACK afterwards. `user` is passed back, borrowed: it must stay valid for the
+ * life of the SDE.
  */
 typedef struct diffsde_sde_user {
     double (*f)(double t, void *user);     /**< drift coefficient f(t) */
@@ -124,14 +127,22 @@ typedef struct diffsde_sde_user {
 
 /**
  * Create a user-defined SDE. The definition is copied (the `user` pointer inside it is
- * borrowed). At creation the variance identity is checked on 64 interior times with
- * rtol = ::DIFFSDE_SDE_IDENTITY_RTOL (see diffsde_sde_check_variance_identity()), and
- * α(t) > 0, σ(t) > 0 for t ∈ (0, T], λ(t) strictly decreasing on the check times.
+ * borrowed). At creation, on the 64 interior times t_k = T (k + ½)/64 (plus t = 0 and t = T
+ * for the sign checks):
+ * - α(t) > 0, g²(t) ≥ 0 everywhere, σ(0) ≥ 0 and σ(t) > 0 for t > 0;
+ * - λ(t) strictly decreasing over 0, t_0, …, t_63, T;
+ * - the variance identity d(σ²)/dt = 2fσ² + g² with rtol = ::DIFFSDE_SDE_IDENTITY_RTOL (the
+ *   scan of diffsde_sde_check_variance_identity() with m = 64);
+ * - the mean identity d(log α)/dt = f, by the same differences, with the same rtol; the error
+ *   is relative to max(|d log α/dt|, |f|, g²/(2σ²)), so that a negligible f (α ≡ 1) is not
+ *   judged on its own.
+ * λ(0) and λ(T) are evaluated once here and fix the domain of diffsde_sde_t_from_log_snr().
  *
  * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL (ctx, def, a callback or out NULL); ::DIFFSDE_EPARAM
- *         (T or prior_std invalid, a coefficient of the wrong sign); ::DIFFSDE_ENONFINITE (a
- *         callback returned NaN/Inf); ::DIFFSDE_EINCONSISTENT (identity violated: the message
- *         gives the worst t and the relative error); ::DIFFSDE_ENOMEM.
+ *         (T or prior_std invalid, a coefficient of the wrong sign, λ not strictly
+ *         decreasing); ::DIFFSDE_ENONFINITE (a callback returned NaN/Inf);
+ *         ::DIFFSDE_EINCONSISTENT (an identity violated: the message names it and gives the
+ *         worst t and the relative error); ::DIFFSDE_ENOMEM.
  */
 DIFFSDE_API int diffsde_sde_new_user(diffsde_ctx *ctx, const diffsde_sde_user *def,
                                      diffsde_sde **out);
@@ -159,7 +170,7 @@ DIFFSDE_API int diffsde_sde_time_range(const diffsde_sde *sde, double *t_min, do
 
 /**
  * The conventional smallest time ε at which sampling stops and likelihoods start:
- * 1e-5 for VE, 1e-3 for VP, sub-VP and user SDEs (score_sde's choices).
+ * 1e-5 for VE, 1e-3 for VP and sub-VP (score_sde's choices), 1e-3·T for user SDEs.
  * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL.
  */
 DIFFSDE_API int diffsde_sde_default_eps(const diffsde_sde *sde, double *eps);
@@ -169,7 +180,8 @@ DIFFSDE_API int diffsde_sde_default_eps(const diffsde_sde *sde, double *eps);
  * @param t time in [0, T].
  * @param[out] out filled on success; untouched on failure.
  * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL; ::DIFFSDE_EDOM if t is NaN or outside [0, T];
- *         ::DIFFSDE_ENONFINITE if a user callback returns NaN/Inf.
+ *         ::DIFFSDE_ENONFINITE if a user callback returns NaN/Inf; ::DIFFSDE_ECALLBACK if a
+ *         user callback returns a value of the wrong sign (α ≤ 0, σ < 0 or g² < 0).
  */
 DIFFSDE_API int diffsde_sde_coefs_at(const diffsde_sde *sde, double t, diffsde_sde_coefs *out);
 
@@ -185,16 +197,26 @@ DIFFSDE_API int diffsde_sde_diffusion(const diffsde_sde *sde, double t, double *
 /**
  * Log signal-to-noise ratio λ(t) = log(α(t)² / σ(t)²), strictly decreasing in t;
  * +∞ where σ(t) = 0 (VP and sub-VP at t = 0). Closed forms for the built-in kinds, computed
- * without cancellation for t → 0.
+ * without cancellation for t → 0 (finite and exact even where B(t) underflows) and for large B:
+ * VE −2 log σ; VP −B − log(1 − e^{−B}); sub-VP −B − 2 log(1 − e^{−B}). User SDEs:
+ * 2 (log α − log σ).
  * @return as diffsde_sde_coefs_at().
  */
 DIFFSDE_API int diffsde_sde_log_snr(const diffsde_sde *sde, double t, double *lambda);
 
 /**
- * Inverse of λ: the t ∈ [0, T] with λ(t) = lambda. Closed forms for the built-in kinds;
- * safeguarded bracketing (relative accuracy ~1e-14 in t) for user SDEs.
+ * Inverse of λ: the t ∈ [0, T] with λ(t) = lambda. Closed forms for the built-in kinds
+ * (VP: B = softplus(−λ); sub-VP: e^B = 1 + h/2 + √(h² + 4h)/2 with h = e^{−λ}; then the root of
+ * ½Δt² + βmin t = B as 2B/(βmin + √(βmin² + 2ΔB)); all without overflow or cancellation for
+ * large |λ|); safeguarded bracketing for user SDEs (bracket width ≤ 2ε·t; regula falsi with
+ * bisection fallback, geometric steps towards t = 0). lambda = +∞ gives t = 0 where λ(0) = +∞.
+ * Accuracy: t is recovered to ~1e-15 relative for VP, sub-VP and VP-like user SDEs. For VE,
+ * λ is linear in t, so a double λ carries t only to an absolute ~ε|λ|/(2 log(σmax/σmin))
+ * (≈ 5e-17 for the defaults: 5e-11 relative at t = 1e-6) — the conditioning of λ, not of the
+ * inverse.
  * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL; ::DIFFSDE_EDOM if lambda is NaN or outside
- *         [λ(T), λ(0)]; ::DIFFSDE_ECONVERGENCE (user SDE, bracketing failed).
+ *         [λ(T), λ(0)]; ::DIFFSDE_ECONVERGENCE (user SDE, bracketing failed); a user SDE's
+ *         callback errors as diffsde_sde_coefs_at().
  */
 DIFFSDE_API int diffsde_sde_t_from_log_snr(const diffsde_sde *sde, double lambda, double *t);
 
@@ -204,8 +226,9 @@ DIFFSDE_API int diffsde_sde_prior_std(const diffsde_sde *sde, double *std);
 /**
  * Draw n samples of dimension d from the prior into x (n × d, row-major, caller-owned):
  * x[i*d+j] = s · Z(stream ::DIFFSDE_STREAM_PRIOR, sample sample0+i, step 0, coord j).
- * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL; ::DIFFSDE_ESIZE (d = 0 or n·d overflow); the noise
- *         source's errors.
+ * @return ::DIFFSDE_OK (n = 0 writes nothing); ::DIFFSDE_ENULL; ::DIFFSDE_ESIZE (d = 0 or n·d
+ *         overflow); the noise source's errors, returned unchanged (their message is recorded
+ *         on the noise source's context).
  */
 DIFFSDE_API int diffsde_sde_prior_sample(const diffsde_sde *sde, const diffsde_noise *noise,
                                          uint64_t sample0, size_t n, size_t d, double *x);
@@ -220,11 +243,13 @@ DIFFSDE_API int diffsde_sde_prior_logpdf(const diffsde_sde *sde, size_t n, size_
 
 /**
  * One step of the SDE's discretisation on N levels (the reverse-diffusion predictor's view):
- * x_{i+1} = x_i + f_coef · x_i + G · z. Reproduces score_sde exactly:
- * - index j = ⌊t (N − 1) / T⌋ evaluated in double;
+ * x_{i+1} = x_i + f_coef · x_i + G · z. Reproduces score_sde (with NumPy float64 tables):
+ * - index j = ⌊t (N − 1) / T⌋ evaluated in double, clamped to [0, N − 1];
  * - VE: f_coef = 0, G = √(σ_j² − σ_{j−1}²) with σ_{−1} = 0 (the NCSN table below);
- * - VP: f_coef = √(1 − b_j) − 1, G = √b_j (the DDPM table below);
- * - sub-VP and user: the generic Euler discretisation f_coef = f(t)/N, G = g(t)/√N.
+ * - VP: f_coef = √(1 − b_j) − 1, evaluated without cancellation as −b_j/(1 + √(1 − b_j)),
+ *   G = √b_j (the DDPM table below);
+ * - sub-VP and user: the generic Euler discretisation with dt = T/N (T = 1 for sub-VP):
+ *   f_coef = f(t)·dt, G = g(t)·√dt.
  */
 typedef struct diffsde_sde_discrete {
     size_t index;  /**< level j in [0, N−1] */
@@ -234,9 +259,10 @@ typedef struct diffsde_sde_discrete {
 
 /**
  * Discretisation at time t on N levels (see ::diffsde_sde_discrete).
- * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL; ::DIFFSDE_ESIZE (N < 2); ::DIFFSDE_EDOM (t outside
- *         [0, T]); ::DIFFSDE_EPARAM for VP when b_j = βmax/N... ≥ 1 (the DDPM table is
- *         invalid for N ≤ βmax: score_sde returns NaN there, diffsde refuses).
+ * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL; ::DIFFSDE_ESIZE (N < 2); ::DIFFSDE_EDOM (t NaN or
+ *         outside [0, T]); ::DIFFSDE_EPARAM for VP when the table's largest entry βmax/N
+ *         (computed in double) is ≥ 1, i.e. N ≤ βmax, whatever j (score_sde returns NaN
+ *         there, diffsde refuses); a user SDE's callback errors as diffsde_sde_coefs_at().
  */
 DIFFSDE_API int diffsde_sde_discretize(const diffsde_sde *sde, size_t N, double t,
                                        diffsde_sde_discrete *out);
@@ -245,7 +271,10 @@ DIFFSDE_API int diffsde_sde_discretize(const diffsde_sde *sde, size_t N, double 
  * The discrete table on N levels, written to table[0..N−1] (caller-owned):
  * - VP and sub-VP: DDPM β_i = linspace(βmin/N, βmax/N, N)[i] (NumPy's linspace: start + i·step,
  *   last element exactly βmax/N);
- * - VE: NCSN σ_i = exp(linspace(log σmin, log σmax, N)[i]).
+ * - VE: NCSN σ_i = exp(linspace(log σmin, log σmax, N)[i]) (so σ_0 = exp(log σmin), which
+ *   may differ from σmin in the last bit, as in score_sde).
+ * Entries are computed by the same expressions as diffsde_sde_discretize() uses, so both agree
+ * bit for bit. No allocation.
  * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL; ::DIFFSDE_ESIZE (N < 2); ::DIFFSDE_EPARAM (VP/sub-VP
  *         with βmax/N ≥ 1); ::DIFFSDE_EUNSUPPORTED (user SDE).
  */
@@ -253,16 +282,20 @@ DIFFSDE_API int diffsde_sde_discrete_table(const diffsde_sde *sde, size_t N, dou
 
 /**
  * Check d(σ²)/dt = 2 f σ² + g² at m interior times t_k = T (k + ½)/m by fourth-order central
- * differences of σ² (step h = 1e-3 · min(t, T − t, T/m)... see the source for the exact rule).
- * The relative error at t is |d(σ²)/dt − (2fσ² + g²)| / max(|d(σ²)/dt|, |2fσ²| + g², tiny).
+ * differences of σ²: with y = σ², D1 = (y(t+h) − y(t−h)) / ((t+h) − (t−h)) and D2 likewise
+ * for 2h (the spacings as represented in double), d(σ²)/dt ≈ (4 D1 − D2)/3 (the five-point
+ * stencil), with step h = min(T/16384, t/64, (T − t)/4).
+ * The relative error at t is |d(σ²)/dt − (2fσ² + g²)| / max(|d(σ²)/dt|, |2fσ²| + g², DBL_MIN).
+ * Exact SDEs reach ~1e-12 (VE, VP) and ~1e-11 (sub-VP near t = 0) with this rule.
  *
  * @param m number of check times (≥ 1).
  * @param rtol pass threshold on the worst relative error (> 0).
- * @param[out] max_rel_err worst relative error found (may be NULL).
- * @param[out] worst_t time of the worst error (may be NULL).
+ * @param[out] max_rel_err worst relative error found (may be NULL); written on
+ *             ::DIFFSDE_OK and ::DIFFSDE_EINCONSISTENT.
+ * @param[out] worst_t time of the worst error (may be NULL); written likewise.
  * @return ::DIFFSDE_OK if the worst error ≤ rtol; ::DIFFSDE_EINCONSISTENT otherwise (message
- *         gives t and the error); ::DIFFSDE_ENULL; ::DIFFSDE_EPARAM (m = 0, rtol ≤ 0);
- *         ::DIFFSDE_ENONFINITE.
+ *         gives t and the error); ::DIFFSDE_ENULL; ::DIFFSDE_EPARAM (m = 0, rtol ≤ 0 or NaN);
+ *         a user SDE's callback errors as diffsde_sde_coefs_at().
  */
 DIFFSDE_API int diffsde_sde_check_variance_identity(const diffsde_sde *sde, size_t m,
                                                     double rtol, double *max_rel_err,
