@@ -29,11 +29,11 @@ static void test_status_table(void **state)
     assert_int_equal(DIFFSDE_ERANGE, -14);
     assert_int_equal(DIFFSDE_ERETRY, -15);
     /* Every code has a distinct name and a non-empty description. */
-    for (int a = 0; a >= -15; a--) {
+    for (int a = 0; a >= DIFFSDE_STATUS_LAST; a--) {
         assert_true(strlen(diffsde_strerror(a)) > 0);
         assert_string_not_equal(diffsde_strerror(a), "unknown status");
         assert_true(strncmp(diffsde_status_name(a), "DIFFSDE_", 8) == 0);
-        for (int b = a - 1; b >= -15; b--)
+        for (int b = a - 1; b >= DIFFSDE_STATUS_LAST; b--)
             assert_string_not_equal(diffsde_status_name(a), diffsde_status_name(b));
     }
     assert_string_equal(diffsde_status_name(DIFFSDE_EPARAM), "DIFFSDE_EPARAM");

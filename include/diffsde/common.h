@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** Marks a function as part of the library's exported API (symbol visibility). */
 #if defined(_WIN32) && defined(DIFFSDE_BUILDING)
 #define DIFFSDE_API __declspec(dllexport)
 #elif defined(_WIN32)
@@ -29,33 +30,31 @@ extern "C" {
 #endif
 
 /**
- * The one list of status codes: X(name, value, static description).
- * Values are pinned; new codes are only ever appended with new values.
+ * Status codes returned by diffsde functions. The values are pinned: they never change, and new
+ * codes are only appended with new values. The description of each is what diffsde_strerror()
+ * returns.
  */
-#define DIFFSDE_STATUS_MAP(X)                                                              \
-    X(DIFFSDE_OK, 0, "success")                                                            \
-    X(DIFFSDE_ENOMEM, -1, "out of memory")                                                 \
-    X(DIFFSDE_ENULL, -2, "a required pointer argument is NULL")                            \
-    X(DIFFSDE_EPARAM, -3, "invalid parameter value")                                       \
-    X(DIFFSDE_EDOM, -4, "argument outside the domain of the function")                     \
-    X(DIFFSDE_ESIZE, -5, "invalid or overflowing size")                                    \
-    X(DIFFSDE_ECALLBACK, -6, "a user callback reported failure")                           \
-    X(DIFFSDE_ENONFINITE, -7, "a NaN or infinite value was produced")                      \
-    X(DIFFSDE_EINCONSISTENT, -8, "the user-defined SDE violates d(sigma^2)/dt = 2 f sigma^2 + g^2") \
-    X(DIFFSDE_ESTATE, -9, "the object is not in a state that allows this call")            \
-    X(DIFFSDE_EUNSUPPORTED, -10, "the operation is not supported by this object")          \
-    X(DIFFSDE_EIO, -11, "input/output failure")                                            \
-    X(DIFFSDE_EFORMAT, -12, "malformed input")                                             \
-    X(DIFFSDE_ECONVERGENCE, -13, "an iteration failed to converge")                        \
-    X(DIFFSDE_ERANGE, -14, "an index or counter exceeds its documented range")            \
-    X(DIFFSDE_ERETRY, -15, "a callback reported a recoverable failure (retry with a smaller step)")
-
-/** Status codes returned by diffsde functions (values pinned, see DIFFSDE_STATUS_MAP). */
 typedef enum diffsde_status {
-#define DIFFSDE_STATUS_ENUM_(name, value, text) name = value,
-    DIFFSDE_STATUS_MAP(DIFFSDE_STATUS_ENUM_)
-#undef DIFFSDE_STATUS_ENUM_
+    DIFFSDE_OK = 0,              /**< success */
+    DIFFSDE_ENOMEM = -1,         /**< out of memory */
+    DIFFSDE_ENULL = -2,          /**< a required pointer argument is NULL */
+    DIFFSDE_EPARAM = -3,         /**< invalid parameter value */
+    DIFFSDE_EDOM = -4,           /**< argument outside the domain of the function (e.g. t outside [0, T]) */
+    DIFFSDE_ESIZE = -5,          /**< invalid or overflowing size (e.g. d = 0) */
+    DIFFSDE_ECALLBACK = -6,      /**< a user callback reported a fatal failure */
+    DIFFSDE_ENONFINITE = -7,     /**< a NaN or infinite value was produced */
+    DIFFSDE_EINCONSISTENT = -8,  /**< a user-defined SDE violates its defining identities */
+    DIFFSDE_ESTATE = -9,         /**< the object is not in a state that allows this call */
+    DIFFSDE_EUNSUPPORTED = -10,  /**< the operation is not supported by this object */
+    DIFFSDE_EIO = -11,           /**< input/output failure */
+    DIFFSDE_EFORMAT = -12,       /**< malformed input */
+    DIFFSDE_ECONVERGENCE = -13,  /**< an iteration failed to converge */
+    DIFFSDE_ERANGE = -14,        /**< an index or counter exceeds its documented range */
+    DIFFSDE_ERETRY = -15         /**< a callback reported a recoverable failure (retry with a smaller step) */
 } diffsde_status;
+
+/** The most negative status code defined by this version of the headers. */
+#define DIFFSDE_STATUS_LAST DIFFSDE_ERETRY
 
 /**
  * Static description of a status code.

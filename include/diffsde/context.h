@@ -33,9 +33,9 @@ typedef struct diffsde_ctx diffsde_ctx;
  * `user` is passed back unchanged and is borrowed (never freed by diffsde).
  */
 typedef struct diffsde_allocator {
-    void *(*alloc)(size_t size, void *user);
-    void (*release)(void *ptr, void *user);
-    void *user;
+    void *(*alloc)(size_t size, void *user); /**< allocate size bytes; NULL on failure */
+    void (*release)(void *ptr, void *user);  /**< release a block from alloc; NULL is a no-op */
+    void *user;                              /**< passed to both hooks (borrowed) */
 } diffsde_allocator;
 
 /** Capacity of the per-context error message buffer, terminating NUL included. */

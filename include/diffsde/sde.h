@@ -84,8 +84,10 @@ DIFFSDE_API int diffsde_sde_new_ve(diffsde_ctx *ctx, double sigma_min, double si
 
 /**
  * Create a VP SDE.
+ * @param ctx context (borrowed; must outlive the SDE).
  * @param beta_min βmin ≥ 0. @param beta_max βmax ≥ βmin, βmax > 0 (both finite).
- * Other parameters and returns as diffsde_sde_new_ve().
+ * @param[out] out the SDE, owned by the caller (diffsde_sde_free()); NULL on failure.
+ * @return as diffsde_sde_new_ve().
  */
 DIFFSDE_API int diffsde_sde_new_vp(diffsde_ctx *ctx, double beta_min, double beta_max,
                                    diffsde_sde **out);
@@ -100,7 +102,12 @@ DIFFSDE_API int diffsde_sde_new_subvp(diffsde_ctx *ctx, double beta_min, double 
  * `--sde-param key=value`. Keys: "sigma_min", "sigma_max" (VE); "beta_min", "beta_max"
  * (VP, sub-VP).
  *
- * @param nparams number of pairs (keys/values may be NULL when 0); borrowed.
+ * @param ctx context (borrowed; must outlive the SDE).
+ * @param name "ve", "vp" or "subvp" (borrowed).
+ * @param nparams number of pairs (keys/values may be NULL when 0).
+ * @param keys nparams parameter names (borrowed).
+ * @param values nparams parameter values (borrowed).
+ * @param[out] out the SDE, owned by the caller (diffsde_sde_free()); NULL on failure.
  * @return as diffsde_sde_new_ve(); ::DIFFSDE_EPARAM for an unknown name or key (named in the
  *         message).
  */
@@ -177,6 +184,7 @@ DIFFSDE_API int diffsde_sde_default_eps(const diffsde_sde *sde, double *eps);
 
 /**
  * All coefficients at t.
+ * @param sde the SDE.
  * @param t time in [0, T].
  * @param[out] out filled on success; untouched on failure.
  * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL; ::DIFFSDE_EDOM if t is NaN or outside [0, T];
@@ -288,6 +296,7 @@ DIFFSDE_API int diffsde_sde_discrete_table(const diffsde_sde *sde, size_t N, dou
  * The relative error at t is |d(σ²)/dt − (2fσ² + g²)| / max(|d(σ²)/dt|, |2fσ²| + g², DBL_MIN).
  * Exact SDEs reach ~1e-12 (VE, VP) and ~1e-11 (sub-VP near t = 0) with this rule.
  *
+ * @param sde the SDE.
  * @param m number of check times (≥ 1).
  * @param rtol pass threshold on the worst relative error (> 0).
  * @param[out] max_rel_err worst relative error found (may be NULL); written on
