@@ -356,6 +356,28 @@ static void test_score_alloc_failures(void **state)
     }
 }
 
+static int released;
+static void release_hook(void *user)
+{
+    released += *(int *)user;
+}
+
+/* An owning model calls its release hook exactly once, at free. */
+static void test_score_release_hook(void **state)
+{
+    fixture *f = *state;
+    int token = 7;
+    released = 0;
+    diffsde_score *model;
+    assert_int_equal(diffsde_score_new(f->ctx, gauss_cb, &token, DIFFSDE_PARAM_SCORE, &model),
+                     DIFFSDE_OK);
+    assert_int_equal(diffsde_score_set_release(model, release_hook), DIFFSDE_OK);
+    assert_int_equal(released, 0);
+    diffsde_score_free(model);
+    assert_int_equal(released, 7);
+    assert_int_equal(diffsde_score_set_release(NULL, release_hook), DIFFSDE_ENULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_eval_callback_failures),
         cmocka_unit_test(test_score_new_errors_and_flags),
         cmocka_unit_test(test_score_alloc_failures),
+        cmocka_unit_test(test_score_release_hook),
     };
     return cmocka_run_group_tests_name("score", tests, setup, teardown);
 }

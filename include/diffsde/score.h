@@ -108,7 +108,15 @@ typedef struct diffsde_score diffsde_score;
 DIFFSDE_API int diffsde_score_new(diffsde_ctx *ctx, diffsde_score_fn fn, void *user,
                                   diffsde_param param, diffsde_score **out);
 
-/** Free a model; NULL is a no-op. The user pointer is not touched. */
+/**
+ * Give the model ownership of its user pointer: `release(user)` is called once by
+ * diffsde_score_free(). Used by adapters that create their own state (the Gaussian-mixture
+ * oracle, plugins). NULL restores the default (the user pointer is borrowed).
+ * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL if score is NULL.
+ */
+DIFFSDE_API int diffsde_score_set_release(diffsde_score *score, void (*release)(void *user));
+
+/** Free a model; NULL is a no-op. Calls the release hook, if set, on the user pointer. */
 DIFFSDE_API void diffsde_score_free(diffsde_score *score);
 
 /** The parametrisation the model's callback returns (−1 if score is NULL). */

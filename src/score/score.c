@@ -10,6 +10,7 @@ struct diffsde_score {
     void *user;
     diffsde_param param;
     int thread_safe;
+    void (*release)(void *user);
 };
 
 int diffsde_score_new(diffsde_ctx *ctx, diffsde_score_fn fn, void *user, diffsde_param param,
@@ -34,14 +35,26 @@ int diffsde_score_new(diffsde_ctx *ctx, diffsde_score_fn fn, void *user, diffsde
     s->user = user;
     s->param = param;
     s->thread_safe = 0;
+    s->release = NULL;
     *out = s;
+    return DIFFSDE_OK;
+}
+
+int diffsde_score_set_release(diffsde_score *score, void (*release)(void *user))
+{
+    if (!score)
+        return DIFFSDE_ENULL;
+    score->release = release;
     return DIFFSDE_OK;
 }
 
 void diffsde_score_free(diffsde_score *score)
 {
-    if (score)
-        diffsde_i_free(score->ctx, score);
+    if (!score)
+        return;
+    if (score->release)
+        score->release(score->user);
+    diffsde_i_free(score->ctx, score);
 }
 
 int diffsde_score_get_param(const diffsde_score *score)
