@@ -13,5 +13,7 @@
 #include "diffsde/noise.h"
 #include "diffsde/sde.h"
 #include "diffsde/score.h"
+#include "diffsde/gmm.h"
+#include "diffsde/io.h"
 
 #endif /* DIFFSDE_H */

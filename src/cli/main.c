@@ -7,6 +7,7 @@
 
 static const cli_command commands[] = {
     {"demo", "run the built-in demonstration (for now: the SDE self-check table)", cli_demo},
+    {"gmm", "the exact Gaussian-mixture oracle: describe, sample, score, logpdf", cli_gmm},
     {"version", "print the library and header versions", cli_version},
 };
 

@@ -1,0 +1,140 @@
+/*
+ * Private definitions of the Gaussian-mixture oracle, shared by the files of src/gmm/:
+ *   gmm.c           the model: builder, accessors, moments
+ *   builtin.c       the named models (ring8, grid25, gauss1, random:D,K,SEED)
+ *   factor.c        the evaluator's per-t cache of Cholesky factors of α²Σ_k + σ²I
+ *   evaluate.c      the evaluator and diffsde_gmm_evaluate (batched, BLAS-3)
+ *   sample.c        exact sampling
+ *   score_adapter.c the mixture as a ::diffsde_score
+ *   posterior.c     Bayes posterior of a mixture prior (uses only the public builder and the
+ *                   model fields below, read only)
+ * Not installed.
+ *
+ * Storage conventions: every matrix is D × D row-major; every Cholesky factor is lower
+ * triangular (LAPACKE_dpotrf, LAPACK_ROW_MAJOR, 'L') with its strict upper triangle set to 0.
+ */
+#ifndef DIFFSDE_GMM_IMPL_H
+#define DIFFSDE_GMM_IMPL_H
+
+#include <stddef.h>
+
+#include "core/internal.h"
+#include "diffsde/gmm.h"
+
+/* Points per block of the batched evaluation (the evaluator's scratch is sized for it). */
+#define DIFFSDE_I_GMM_BLOCK 256
+
+/* Row count of every cblas_dtrsm call is padded to a multiple of this (see evaluate.c);
+ * DIFFSDE_I_GMM_BLOCK is a multiple of it. */
+#define DIFFSDE_I_GMM_PAD 8
+
+/*
+ * Dimension up to which diffsde_gmm_evaluate (and diffsde_gmm_sample) use hand-written
+ * per-point substitutions instead of BLAS calls per (block, component). Measured with
+ * bench/bench_gmm.c (n = 10^4, K = 8, OpenBLAS 0.3.21 Haswell kernels, one thread): the hand
+ * path is 1.12× (D = 1) and 1.04× (D = 2) faster, 0.98× at D = 3 and 0.48× at D = 8. Each
+ * evaluator copies it into `small_dim_max`, which the benchmark changes to compare both paths.
+ */
+#define DIFFSDE_I_GMM_SMALL_DIM 2
+
+/*
+ * The model. Before finalisation only ctx, dim, K, cap, finalized and the per-component arrays
+ * (log_weight, mean, cov, chol, logdet) are meaningful; log_weight then holds the raw log of
+ * the weight passed to add_*. finalize() normalises: log_weight[k] = log w_k − log Σ_j w_j
+ * (by log-sum-exp, so a weight that underflows exp() keeps its exact log), weight[k] =
+ * exp(log_weight[k]), cumw[k] = w_0 + … + w_k.
+ */
+struct diffsde_gmm {
+    diffsde_ctx *ctx; /* borrowed */
+    size_t dim;       /* D ≥ 1 */
+    size_t K;         /* components added so far */
+    size_t cap;       /* capacity of the per-component arrays (components) */
+    int finalized;
+
+    double *log_weight; /* cap: log w_k (normalised after finalisation) */
+    double *mean;       /* cap × D: μ_k */
+    double *cov;        /* cap × D × D: Σ_k, exactly symmetric (the average of the input) */
+    double *chol;       /* cap × D × D: lower Cholesky factor of Σ_k (upper part 0) */
+    double *logdet;     /* cap: log det Σ_k = 2 Σ_j log chol_k[j][j] */
+
+    /* set by finalize() */
+    double *weight; /* K: normalised weights */
+    double *cumw;   /* K: cumulative normalised weights (cumw[K−1] ≈ 1) */
+};
+
+/*
+ * Internal builder entry point (used by add_full/add_diag/add_iso and by posterior.c): add a
+ * component given the natural log of its (unnormalised) weight, which may be any finite value
+ * (so that weights too small for exp(), e.g. marginal likelihoods, need not be exponentiated).
+ * Same checks, messages (prefixed with `fn`) and statuses as diffsde_gmm_add_full(); the model
+ * is unchanged on failure.
+ */
+int diffsde_i_gmm_add_log(diffsde_gmm *gmm, double log_weight, const double *mean,
+                          const double *cov, const char *fn);
+
+/*
+ * α(t), σ(t) of sde at t (sde NULL: α = 1, σ = 0, t ignored). A failure of the SDE (EDOM for t
+ * NaN or outside [0, T], a user callback's errors) is recorded on ctx as
+ * "fn: <the SDE's message>" and its status returned.
+ */
+int diffsde_i_gmm_coefs(diffsde_ctx *ctx, const diffsde_sde *sde, double t, double *alpha,
+                        double *sigma, const char *fn);
+
+/* ---- the evaluator ---------------------------------------------------------------------- */
+
+/* Factors of C_k(t) = α²Σ_k + σ²I for one t, all components. */
+typedef struct diffsde_i_gmm_factor {
+    int valid;      /* 1 when the fields below hold the factors for t */
+    int have_trinv; /* 1 when trinv[] has been computed (lazily: only the divergence needs it) */
+    double t;       /* the time (0 for a p0 evaluator) */
+    double alpha;   /* α(t) (1 for p0) */
+    double sigma;   /* σ(t) (0 for p0) */
+    unsigned long stamp; /* last use, for least-recently-used replacement */
+    double *L;           /* K × D × D: lower Cholesky factor of C_k (upper part 0) */
+    double *logc;        /* K: log w_k − ½ log det C_k − (D/2) log 2π */
+    double *trinv;       /* K: tr C_k⁻¹ */
+} diffsde_i_gmm_factor;
+
+/* Number of distinct times whose factors an evaluator keeps. */
+#define DIFFSDE_I_GMM_SLOTS 2
+
+struct diffsde_gmm_eval {
+    const diffsde_gmm *gmm; /* borrowed, finalised */
+    const diffsde_sde *sde; /* borrowed; NULL for p0 */
+    diffsde_ctx *ctx;       /* gmm->ctx: receives the messages */
+    size_t dim, K;
+    double T;             /* final time of sde (unused for p0) */
+    size_t small_dim_max; /* hand-written solves when dim ≤ this (DIFFSDE_I_GMM_SMALL_DIM) */
+    unsigned long clock;  /* use counter for the slots' stamps */
+    diffsde_i_gmm_factor slot[DIFFSDE_I_GMM_SLOTS];
+
+    /* scratch for one block of B = DIFFSDE_I_GMM_BLOCK points, allocated at creation */
+    double *xb; /* B × D: the gathered points */
+    double *work; /* B × D: x − αμ_k, then L⁻¹(x − αμ_k) (rows), then C_k⁻¹(x − αμ_k) */
+    double *acc;         /* B × D: running weighted mean of the component scores */
+    double *lterm;       /* B × K: log w_k N_k(x) */
+    double *pmax;        /* B: running maximum of lterm */
+    double *wsum;        /* B: Σ_k exp(lterm − pmax) */
+    double *dss;         /* B: weighted sum of squared deviations of the component scores */
+    double *trw;         /* B: Σ_k exp(lterm − pmax) tr C_k⁻¹ */
+    double *qn;          /* B: ‖L_k⁻¹ (x − α μ_k)‖² of the current component */
+    size_t *idx;         /* B: indices of the block's points in the caller's batch */
+    unsigned char *done; /* B: window flags of the grouping by equal t */
+};
+
+/*
+ * The factors for time t (already checked to lie in [0, T]; ignored for p0), from the cache
+ * or computed into the least recently used slot. need_trinv: also make trinv[] valid.
+ * Returns DIFFSDE_OK; a user SDE's callback errors (message recorded on ev->ctx, prefixed
+ * with fn); DIFFSDE_ECONVERGENCE if dpotrf fails (message names k and t).
+ */
+int diffsde_i_gmm_factor_get(diffsde_gmm_eval *ev, double t, int need_trinv,
+                             diffsde_i_gmm_factor **out, const char *fn);
+
+/*
+ * Check that t is a valid time for the evaluator's SDE (NaN or outside [0, T] → EDOM,
+ * message naming fn, the sample index `i` and t). Always OK for p0.
+ */
+int diffsde_i_gmm_check_time(const diffsde_gmm_eval *ev, double t, size_t i, const char *fn);
+
+#endif /* DIFFSDE_GMM_IMPL_H */

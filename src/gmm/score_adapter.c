@@ -1,0 +1,47 @@
+/*
+ * The exact score of a mixture as a ::diffsde_score: the callback evaluates a private
+ * evaluator (the score's user pointer), released with the score.
+ */
+#include "gmm/gmm_impl.h"
+
+/* Returns the evaluator's status (< 0, fatal) on failure; its message is on the model's
+ * context. A dimension mismatch is reported as DIFFSDE_ESIZE. */
+static int gmm_score_cb(size_t n, size_t d, const double *t, const double *x, double *out,
+                        void *user)
+{
+    diffsde_gmm_eval *ev = user;
+    if (d != ev->dim)
+        return diffsde_i_fail(ev->ctx, DIFFSDE_ESIZE,
+                              "diffsde_gmm_score_new callback: d (%zu) differs from the mixture's "
+                              "dimension (%zu)",
+                              d, ev->dim);
+    return diffsde_gmm_evaluate(ev, n, t, x, NULL, out, NULL, NULL);
+}
+
+static void release_eval(void *user)
+{
+    diffsde_gmm_eval_free(user);
+}
+
+int diffsde_gmm_score_new(const diffsde_gmm *gmm, const diffsde_sde *sde, diffsde_score **out)
+{
+    if (out)
+        *out = NULL;
+    if (!gmm)
+        return DIFFSDE_ENULL;
+    if (!out)
+        return diffsde_i_fail(gmm->ctx, DIFFSDE_ENULL, "diffsde_gmm_score_new: out is NULL");
+    diffsde_gmm_eval *ev;
+    int st = diffsde_gmm_eval_new(gmm, sde, &ev);
+    if (st != DIFFSDE_OK)
+        return diffsde_i_fail_prefix(gmm->ctx, st, "diffsde_gmm_score_new");
+    diffsde_score *s;
+    st = diffsde_score_new(gmm->ctx, gmm_score_cb, ev, DIFFSDE_PARAM_SCORE, &s);
+    if (st != DIFFSDE_OK) {
+        diffsde_gmm_eval_free(ev);
+        return diffsde_i_fail_prefix(gmm->ctx, st, "diffsde_gmm_score_new");
+    }
+    diffsde_score_set_release(s, release_eval);
+    *out = s;
+    return DIFFSDE_OK;
+}
