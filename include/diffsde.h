@@ -15,5 +15,6 @@
 #include "diffsde/score.h"
 #include "diffsde/gmm.h"
 #include "diffsde/io.h"
+#include "diffsde/metrics.h"
 
 #endif /* DIFFSDE_H */

@@ -110,6 +110,7 @@ int diffsde_i_fail(diffsde_ctx *ctx, int status, const char *fmt, ...)
     vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);
     va_end(ap);
     ctx->last_status = status;
+    ctx->nfail++;
     unlock(ctx);
     return status;
 }
@@ -139,6 +140,7 @@ int diffsde_i_fail_prefix(diffsde_ctx *ctx, int status, const char *fmt, ...)
     }
     ctx->errmsg[len] = '\0';
     ctx->last_status = status;
+    ctx->nfail++;
     unlock(ctx);
     return status;
 }

@@ -16,6 +16,7 @@ struct diffsde_ctx {
     diffsde_allocator allocator;
     atomic_flag lock; /* guards errmsg/last_status when a context is shared between threads */
     int last_status;
+    unsigned long nfail; /* failures recorded so far: lets a caller see whether a callee failed */
     char errmsg[DIFFSDE_ERRMSG_CAPACITY];
 };
 
@@ -63,6 +64,11 @@ diffsde_ctx *diffsde_i_sde_ctx(const struct diffsde_sde *sde);
 #include <stdint.h>
 void diffsde_i_philox_fill(uint64_t seed, uint32_t stream, uint64_t step, uint64_t sample0,
                            size_t n, size_t d, int normal, double *out);
+
+/* The context a mixture was created from, and whether it is finalised. */
+struct diffsde_gmm;
+diffsde_ctx *diffsde_i_gmm_ctx(const struct diffsde_gmm *gmm);
+int diffsde_i_gmm_finalized(const struct diffsde_gmm *gmm);
 
 /* Convert one row of d values between parametrisations with known α, σ (no checks). */
 #include "diffsde/score.h"

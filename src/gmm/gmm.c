@@ -405,3 +405,13 @@ int diffsde_gmm_moments(const diffsde_gmm *gmm, const diffsde_sde *sde, double t
     }
     return DIFFSDE_OK;
 }
+
+diffsde_ctx *diffsde_i_gmm_ctx(const struct diffsde_gmm *gmm)
+{
+    return gmm->ctx;
+}
+
+int diffsde_i_gmm_finalized(const struct diffsde_gmm *gmm)
+{
+    return gmm->finalized;
+}
