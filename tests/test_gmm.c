@@ -1579,6 +1579,47 @@ static void test_grouping_cache(void **state)
     }
 }
 
+/* A user-defined SDE written from the VP closed forms gives the built-in VP's answers: the
+ * oracle works through α(t), σ(t) only, whatever defines them. */
+static double uvp_B(double t) { return 0.1 * t + 0.5 * (20.0 - 0.1) * t * t; }
+static double uvp_f(double t, void *u) { (void)u; return -0.5 * (0.1 + t * (20.0 - 0.1)); }
+static double uvp_g2(double t, void *u) { (void)u; return 0.1 + t * (20.0 - 0.1); }
+static double uvp_alpha(double t, void *u) { (void)u; return exp(-0.5 * uvp_B(t)); }
+static double uvp_sigma(double t, void *u) { (void)u; return sqrt(-expm1(-uvp_B(t))); }
+
+static void test_user_sde(void **state)
+{
+    fixture *f = *state;
+    diffsde_sde_user def = {uvp_f, uvp_g2, uvp_alpha, uvp_sigma, NULL, 1.0, 0.0};
+    diffsde_sde *user;
+    ok(diffsde_sde_new_user(f->ctx, &def, &user), f->ctx);
+    diffsde_gmm *g;
+    ok(diffsde_gmm_new_builtin(f->ctx, "ring8", &g), f->ctx);
+    diffsde_gmm_eval *eu, *ev;
+    ok(diffsde_gmm_eval_new(g, user, &eu), f->ctx);
+    ok(diffsde_gmm_eval_new(g, f->sde[1], &ev), f->ctx);
+    enum { n = 9 };
+    double t[n], x[2 * n], lu[n], lv[n], su[2 * n], sv[2 * n], du[n], dv[n];
+    for (int i = 0; i < n; i++) {
+        t[i] = (i % 3 == 0) ? 1e-3 : (i % 3 == 1 ? 0.3 : 1.0);
+        x[2 * i] = -3.85 + 0.93 * i;
+        x[2 * i + 1] = 2.41 - 0.57 * i;
+    }
+    ok(diffsde_gmm_evaluate(eu, n, t, x, lu, su, du, NULL), f->ctx);
+    ok(diffsde_gmm_evaluate(ev, n, t, x, lv, sv, dv, NULL), f->ctx);
+    for (int i = 0; i < n; i++) {
+        assert_close(lu[i], lv[i], 1e-13, 1e-13);
+        double smag = fabs(sv[2 * i]) + fabs(sv[2 * i + 1]) + 1;
+        assert_close(su[2 * i], sv[2 * i], 0, 1e-13 * smag);
+        assert_close(su[2 * i + 1], sv[2 * i + 1], 0, 1e-13 * smag);
+        assert_close(du[i], dv[i], 1e-13, 1e-13 * smag * smag);
+    }
+    diffsde_gmm_eval_free(eu);
+    diffsde_gmm_eval_free(ev);
+    diffsde_gmm_free(g);
+    diffsde_sde_free(user);
+}
+
 int main(void)
 {
     /* GSL's default error handler aborts; the quadrature checks its status codes instead.
@@ -1595,6 +1636,7 @@ int main(void)
         cmocka_unit_test(test_stability_d1024),   cmocka_unit_test(test_stability_ve_large_sigma),
         cmocka_unit_test(test_near_singular),     cmocka_unit_test(test_score_adapter),
         cmocka_unit_test(test_evaluate_errors),   cmocka_unit_test(test_grouping_cache),
+        cmocka_unit_test(test_user_sde),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
