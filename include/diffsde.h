@@ -16,5 +16,6 @@
 #include "diffsde/gmm.h"
 #include "diffsde/io.h"
 #include "diffsde/metrics.h"
+#include "diffsde/sampler.h"
 
 #endif /* DIFFSDE_H */

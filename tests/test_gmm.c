@@ -1400,7 +1400,8 @@ static void test_near_singular(void **state)
 
 /*
  * diffsde_score_eval on diffsde_gmm_score_new equals diffsde_gmm_evaluate's score bit for
- * bit (VE, random:3,2,1, mixed times; and p0 with sde NULL); a dimension mismatch is a fatal
+ * bit (VE, random:3,2,1, mixed times; and p0 with sde NULL), and so does its log-density
+ * (diffsde_score_eval_logp) with the evaluator's log p_t; a dimension mismatch is a fatal
  * callback failure; freeing the score releases its evaluator (counting allocator: live
  * returns to the count before diffsde_gmm_score_new, then 0).
  */
@@ -1429,6 +1430,12 @@ static void test_score_adapter(void **state)
     ok(diffsde_gmm_evaluate(ev, 5, t, x, NULL, s2, NULL, NULL), ctx);
     assert_memory_equal(s1, s2, sizeof s1);
     assert_int_equal(diffsde_score_eval(sc, sde, 3, 5, t, x, s1), DIFFSDE_ECALLBACK);
+    double lp1[5], lp2[5];
+    assert_int_equal(diffsde_score_has_logp(sc), 1);
+    ok(diffsde_score_eval_logp(sc, 5, 3, t, x, lp1), ctx);
+    ok(diffsde_gmm_evaluate(ev, 5, t, x, lp2, NULL, NULL, NULL), ctx);
+    assert_memory_equal(lp1, lp2, sizeof lp1);
+    assert_int_equal(diffsde_score_eval_logp(sc, 3, 5, t, x, lp1), DIFFSDE_ECALLBACK);
     diffsde_gmm_eval_free(ev);
     diffsde_score_free(sc);
     assert_int_equal(al.live, before);
@@ -1438,6 +1445,9 @@ static void test_score_adapter(void **state)
     ok(diffsde_score_eval(sc, sde, 5, 3, t, x, s1), ctx);
     ok(diffsde_gmm_evaluate(ev, 5, NULL, x, NULL, s2, NULL, NULL), ctx);
     assert_memory_equal(s1, s2, sizeof s1);
+    ok(diffsde_score_eval_logp(sc, 5, 3, t, x, lp1), ctx);
+    ok(diffsde_gmm_evaluate(ev, 5, NULL, x, lp2, NULL, NULL, NULL), ctx);
+    assert_memory_equal(lp1, lp2, sizeof lp1);
     diffsde_gmm_eval_free(ev);
     diffsde_score_free(sc);
     assert_int_equal(diffsde_gmm_score_new(NULL, sde, &sc), DIFFSDE_ENULL);

@@ -378,6 +378,114 @@ static void test_score_release_hook(void **state)
     assert_int_equal(diffsde_score_set_release(NULL, release_hook), DIFFSDE_ENULL);
 }
 
+/* log N(x; α m, v_t I) of each row: the log-density callback of the Gaussian model. */
+static int gauss_logp_cb(size_t n, size_t d, const double *t, const double *x, double *logp,
+                         void *user)
+{
+    gauss_model *g = user;
+    g->calls++;
+    for (size_t i = 0; i < n; i++) {
+        diffsde_sde_coefs c;
+        if (diffsde_sde_coefs_at(g->sde, t[i], &c) != DIFFSDE_OK)
+            return -99;
+        double vt = c.alpha * c.alpha * S0 * S0 + c.sigma * c.sigma, q = 0;
+        for (size_t j = 0; j < d; j++) {
+            double r = x[i * d + j] - c.alpha * M0;
+            q += r * r;
+        }
+        logp[i] = -0.5 * (double)d * log(2 * 3.14159265358979323846 * vt) - 0.5 * q / vt;
+    }
+    if (g->nan_index != SIZE_MAX)
+        logp[g->nan_index] = g->nan_index % 2 ? NAN : -INFINITY;
+    return g->status;
+}
+
+/*
+ * The log-density plumbing: set/has/clear, values passed through unchanged from the callback
+ * (with the model's user pointer), and every error with its status and message; a bad t or
+ * a missing callback never reaches user code.
+ */
+static void test_eval_logp(void **state)
+{
+    fixture *f = *state;
+    double x[N * D], lp[N], want[N];
+    fill_points(x);
+    gauss_model g = {f->sde[2], DIFFSDE_PARAM_EPS, 0, 0, SIZE_MAX};
+    diffsde_score *model;
+    assert_int_equal(diffsde_score_new(f->ctx, gauss_cb, &g, DIFFSDE_PARAM_EPS, &model),
+                     DIFFSDE_OK);
+    assert_int_equal(diffsde_score_has_logp(model), 0);
+    assert_int_equal(diffsde_score_eval_logp(model, N, D, times, x, lp), DIFFSDE_EUNSUPPORTED);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "diffsde_score_eval_logp"));
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "no log-density"));
+    assert_int_equal(diffsde_score_set_logp(model, gauss_logp_cb), DIFFSDE_OK);
+    assert_int_equal(diffsde_score_has_logp(model), 1);
+    assert_int_equal(diffsde_score_eval_logp(model, N, D, times, x, lp), DIFFSDE_OK);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(gauss_logp_cb(N, D, times, x, want, &g), 0);
+    assert_memory_equal(lp, want, sizeof lp);
+    /* an independent value: sample 2 at t = 0.137 under sub-VP, by the closed form */
+    {
+        double a, s;
+        assert_int_equal(diffsde_sde_alpha(f->sde[2], times[2], &a), DIFFSDE_OK);
+        assert_int_equal(diffsde_sde_sigma(f->sde[2], times[2], &s), DIFFSDE_OK);
+        double vt = a * a * S0 * S0 + s * s, e = 0;
+        for (size_t j = 0; j < D; j++)
+            e += log(exp(-0.5 * pow(x[2 * D + j] - a * M0, 2) / vt) / sqrt(2 * 3.14159265358979323846 * vt));
+        assert_close(lp[2], e, 1e-13, 0);
+    }
+
+    /* statuses of the callback */
+    g.calls = 0;
+    g.status = -3;
+    assert_int_equal(diffsde_score_eval_logp(model, N, D, times, x, lp), DIFFSDE_ECALLBACK);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "-3"));
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "fatal"));
+    g.status = 2;
+    assert_int_equal(diffsde_score_eval_logp(model, N, D, times, x, lp), DIFFSDE_ERETRY);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "recoverable"));
+    g.status = 0;
+    for (size_t bad = 3; bad <= 4; bad++) { /* -Inf at sample 4, NaN at sample 3 */
+        g.nan_index = bad;
+        assert_int_equal(diffsde_score_eval_logp(model, N, D, times, x, lp), DIFFSDE_ENONFINITE);
+        const char *msg = diffsde_errmsg(f->ctx);
+        assert_non_null(strstr(msg, bad == 4 ? "sample 4" : "sample 3"));
+        assert_non_null(strstr(msg, bad == 4 ? "t=0.87" : "t=0.5"));
+    }
+    g.nan_index = SIZE_MAX;
+    assert_int_equal(g.calls, 4);
+
+    /* times checked before the call: negative, NaN, infinite */
+    double tbad[N];
+    const double bad_t[3] = {-0.25, NAN, INFINITY};
+    for (int b = 0; b < 3; b++) {
+        memcpy(tbad, times, sizeof tbad);
+        tbad[5] = bad_t[b];
+        assert_int_equal(diffsde_score_eval_logp(model, N, D, tbad, x, lp), DIFFSDE_EDOM);
+        assert_non_null(strstr(diffsde_errmsg(f->ctx), "sample 5"));
+    }
+    assert_int_equal(g.calls, 4);
+    /* shapes and pointers */
+    assert_int_equal(diffsde_score_eval_logp(model, N, 0, times, x, lp), DIFFSDE_ESIZE);
+    assert_int_equal(diffsde_score_eval_logp(model, SIZE_MAX, 2, times, x, lp), DIFFSDE_ESIZE);
+    assert_int_equal(diffsde_score_eval_logp(model, N, D, NULL, x, lp), DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_eval_logp(model, N, D, times, NULL, lp), DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_eval_logp(model, N, D, times, x, NULL), DIFFSDE_ENULL);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "logp"));
+    assert_int_equal(diffsde_score_eval_logp(NULL, N, D, times, x, lp), DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_eval_logp(model, 0, D, NULL, NULL, NULL), DIFFSDE_OK);
+    assert_int_equal(g.calls, 4);
+
+    /* clearing, and the NULL model */
+    assert_int_equal(diffsde_score_set_logp(model, NULL), DIFFSDE_OK);
+    assert_int_equal(diffsde_score_has_logp(model), 0);
+    assert_int_equal(diffsde_score_eval_logp(model, N, D, times, x, lp), DIFFSDE_EUNSUPPORTED);
+    assert_int_equal(diffsde_score_set_logp(NULL, gauss_logp_cb), DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_has_logp(NULL), 0);
+    assert_int_equal(g.calls, 4);
+    diffsde_score_free(model);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_score_new_errors_and_flags),
         cmocka_unit_test(test_score_alloc_failures),
         cmocka_unit_test(test_score_release_hook),
+        cmocka_unit_test(test_eval_logp),
     };
     return cmocka_run_group_tests_name("score", tests, setup, teardown);
 }

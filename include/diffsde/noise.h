@@ -22,9 +22,50 @@
  *   double precision, so U lies strictly inside (0, 1) on the grid of odd multiples of 2^-53
  *   (smallest 2^-53, largest 1 − 2^-53). The grid is symmetric about 1/2, so 1 − U is exact.
  *   (53 bits plus a half would need 54 significant bits: it would round to exactly 1 at the top.)
- * - normal Z = Φ⁻¹(U) by Wichura's algorithm AS 241 (PPND16, relative accuracy about 1e-16),
- *   as implemented by GSL's gsl_cdf_ugaussian_Pinv. Z is finite, |Z| ≤ Φ⁻¹(1 − 2^-53) ≈ 8.2095,
- *   and exactly antisymmetric: the draw made from 1 − U is −Z.
+ * - normal Z = Φ⁻¹(U) by Wichura's algorithm AS 241 (PPND16; Applied Statistics 37 (1988)
+ *   477–484), evaluated exactly as below: every operation one IEEE-754 double operation
+ *   rounded to nearest, in the order written, never fused (no FMA), and no C library function
+ *   but the correctly rounded √, so that every build, C library and instruction set (the SIMD
+ *   fills included) gives the same bits. Constants are the doubles nearest the decimals shown.
+ *   1. q = U − 1/2 (exact). If |q| ≤ 0.425: r = 0.180625 − q·q and Z = q·(A(r)/B(r)).
+ *   2. Otherwise p = min(U, 1 − U) (exact), L = −log p computed as in 4, s = √L (correctly
+ *      rounded). If s ≤ 5: X = C(s − 1.6)/D(s − 1.6), else X = E(s − 5)/F(s − 5); Z = −X when
+ *      U < 1/2, else X.
+ *   3. Each of A ... F is a polynomial c0 + c1·x + ... + c7·x^7 evaluated by Horner's rule
+ *      from the top: y = c7, then y = y·x + c_k for k = 6, 5, ..., 0 (a rounded product, then
+ *      a rounded sum); the quotient is one division. Coefficients c0 ... c7 (the decimal
+ *      values printed in the paper, each rounded to the nearest double):
+ *      - A: 3.3871328727963666080, 133.14166789178437745, 1971.5909503065514427,
+ *        13731.693765509461125, 45921.953931549871457, 67265.770927008700853,
+ *        33430.575583588128105, 2509.0809287301226727
+ *      - B: 1, 42.313330701600911252, 687.18700749205790830, 5394.1960214247511077,
+ *        21213.794301586595867, 39307.895800092710610, 28729.085735721942674,
+ *        5226.4952788528545610
+ *      - C: 1.42343711074968357734, 4.63033784615654529590, 5.76949722146069140550,
+ *        3.64784832476320460504, 1.27045825245236838258, 0.241780725177450611770,
+ *        0.0227238449892691845833, 7.74545014278341407640e-4
+ *      - D: 1, 2.05319162663775882187, 1.67638483018380384940, 0.689767334985100004550,
+ *        0.148103976427480074590, 0.0151986665636164571966, 5.47593808499534494600e-4,
+ *        1.05075007164441684324e-9
+ *      - E: 6.65790464350110377720, 5.46378491116411436990, 1.78482653991729133580,
+ *        0.296560571828504891230, 0.0265321895265761230930, 1.24266094738807843860e-3,
+ *        2.71155556874348757815e-5, 2.01033439929228813265e-7
+ *      - F: 1, 0.599832206555887937690, 0.136929880922735805310, 0.0148753612908506148525,
+ *        7.86869131145613259100e-4, 1.84631831751005468180e-5, 1.42151175831644588870e-7,
+ *        2.04426310338993978564e-15
+ *   4. L = −log p for p in [2^-53, 0.075]: p = 2^e·m with m in [1, 2) (from the bits, exact);
+ *      if m > √2 (the double nearest, 0x1.6a09e667f3bcdp+0) then m ← m/2 and e ← e + 1;
+ *      f = m − 1 (exact); t = f/(2 + f); w = t·t; P = 1/21, then P = P·w + 1/k for
+ *      k = 19, 17, ..., 3 (each 1/k the nearest double); g = 2·(t + t·(w·P)) (this is
+ *      log m = 2 atanh t, the series cut after t^21); L = −(e·H + (e·K + g)) with
+ *      H = 0x1.62e42p-1 (21 significant bits, so e·H is exact) and K = 0x1.fdf473de6af28p-22
+ *      (ln 2 − H rounded). L is within about one unit in the last place of −ln p.
+ *   In the central region (|q| ≤ 0.425, 85% of draws) this is GSL's gsl_cdf_ugaussian_Pinv
+ *   bit for bit (where GSL is built without FMA, as on x86-64); in the tails, where that
+ *   function takes its log from the C library, about 99% of draws agree and the rest are
+ *   within 7 units in the last place (both are within about 6 units of AS 241 evaluated
+ *   exactly). Z is finite,
+ *   |Z| ≤ Φ⁻¹(1 − 2^-53) ≈ 8.2095, and exactly antisymmetric: the draw made from 1 − U is −Z.
  * One uniform per normal (no pairing as in Box–Muller), so each coordinate is independent of
  * how many coordinates are drawn.
  *
@@ -51,6 +92,8 @@ enum diffsde_stream {
     DIFFSDE_STREAM_PROBE = 3,     /**< Hutchinson probe vectors */
     DIFFSDE_STREAM_MODEL = 4,     /**< exact sampling from analytic models */
     DIFFSDE_STREAM_ACCEPT = 5,    /**< uniforms of accept/reject decisions */
+    DIFFSDE_STREAM_BRIDGE = 6,    /**< Brownian-bridge draws splitting an increment already
+                                       drawn (the adaptive solver's rejected steps) */
     DIFFSDE_STREAM_USER = 256     /**< first stream free for host codes */
 };
 

@@ -71,12 +71,32 @@ typedef enum diffsde_predictor {
     DIFFSDE_PREDICTOR_ANCESTRAL = 3          /**< "ancestral" (VE and VP only) */
 } diffsde_predictor;
 
-/** Corrector of the PC sampler. */
+/**
+ * Corrector of the PC sampler. Each step k at level i (time t) draws z ~ N(0, I) from stream
+ * ::DIFFSDE_STREAM_CORRECTOR, step i·K + k, and moves x ← x + ε s + √(2ε) z with
+ * s = ∇log p_t(x). The factor a is 1 − b_j for VP and sub-VP (b_j the DDPM table entry at
+ * j = ⌊t (N−1)/T⌋, as score_sde) and 1 for VE and user SDEs.
+ */
 typedef enum diffsde_corrector {
-    DIFFSDE_CORRECTOR_NONE = 0,     /**< "none" */
-    DIFFSDE_CORRECTOR_LANGEVIN = 1, /**< "langevin": step 2a(snr‖z‖/‖s‖)² */
-    DIFFSDE_CORRECTOR_ALD = 2,      /**< "ald": annealed Langevin dynamics, step ∝ σ_i² */
-    DIFFSDE_CORRECTOR_MALA = 3      /**< "mala": Metropolis-adjusted Langevin */
+    DIFFSDE_CORRECTOR_NONE = 0,     /**< "none": x unchanged */
+    DIFFSDE_CORRECTOR_LANGEVIN = 1, /**< "langevin": ε = 2a(snr‖z‖/‖s‖)² with per-sample
+                                         norms (batch-averaged with batch_norms or
+                                         reference); ‖s‖ = 0 gives ε = 0 (x unchanged) */
+    DIFFSDE_CORRECTOR_ALD = 2,      /**< "ald": annealed Langevin dynamics (NCSN), ε =
+                                         2a(snr σ(t))² — the Langevin rule with ‖z‖/‖s‖
+                                         replaced by σ(t), its value for data much
+                                         narrower than σ(t); ∝ σ_i² and state-independent
+                                         (score_sde's AnnealedLangevinDynamics) */
+    DIFFSDE_CORRECTOR_MALA = 3      /**< "mala": Metropolis-adjusted Langevin: the
+                                         proposal y = x + ε s + √(2ε) z with the ALD step
+                                         (state-independent, so the proposal kernel is the
+                                         same both ways and detailed balance holds),
+                                         accepted with probability min(1, p_t(y) q(x|y) /
+                                         (p_t(x) q(y|x))), q(y|x) = N(y; x + ε s(x), 2εI),
+                                         using the uniform of stream
+                                         ::DIFFSDE_STREAM_ACCEPT, same step, coordinate 0;
+                                         leaves p_t exactly invariant. Needs the model's
+                                         log-density and a Philox noise source */
 } diffsde_corrector;
 
 /** Options of a sampler; fill with diffsde_sampler_options_default() and change fields. */

@@ -152,6 +152,66 @@ DIFFSDE_API int diffsde_score_get_thread_safe(const diffsde_score *score);
 DIFFSDE_API int diffsde_score_eval(const diffsde_score *score, const diffsde_sde *sde, size_t n,
                                    size_t d, const double *t, const double *x, double *s);
 
+/**
+ * Optional log-density callback of a model: log p_t(x) for a batch, e.g. the exact mixture
+ * oracle or an energy-based model. Used by the Metropolis-adjusted Langevin corrector
+ * ("mala"), which needs differences log p_t(y) − log p_t(x) at one t: the values may carry
+ * an additive constant that depends on t but not on x (an unnormalised log-density).
+ *
+ * @param n    number of samples in the batch (≥ 1).
+ * @param d    dimension of each sample (≥ 1).
+ * @param t    n per-sample times (borrowed, read only for the call).
+ * @param x    n × d points, row-major (borrowed, read only).
+ * @param logp n outputs, log p_t(x_i) (borrowed, write only; does not overlap x).
+ * @param user the model's user pointer, the same as the score callback's (diffsde_score_new()).
+ * @return 0 on success; > 0 recoverable failure (::DIFFSDE_ERETRY); < 0 fatal
+ *         (::DIFFSDE_ECALLBACK, the code in the message). NaN/Inf written to `logp` is
+ *         reported as ::DIFFSDE_ENONFINITE with the sample and t.
+ */
+typedef int (*diffsde_logp_fn)(size_t n, size_t d, const double *t, const double *x,
+                               double *logp, void *user);
+
+/**
+ * Give the model a log-density callback (fn non-NULL) or remove it (fn NULL). It receives
+ * the same user pointer as the score callback. diffsde_gmm_score_new() sets the exact
+ * log p_t of the mixture.
+ * @param score the model. @param fn the callback, or NULL to clear it.
+ * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL if score is NULL.
+ * Thread-safety: modifies the model; not concurrently with any use of it.
+ */
+DIFFSDE_API int diffsde_score_set_logp(diffsde_score *score, diffsde_logp_fn fn);
+
+/** 1 if the model has a log-density callback (diffsde_score_set_logp()), else 0 (also for
+ *  a NULL model). Thread-safety: safe (reads the model). */
+DIFFSDE_API int diffsde_score_has_logp(const diffsde_score *score);
+
+/**
+ * Evaluate the model's log-density log p_t(x) of a batch through its log-density callback,
+ * and check the output.
+ *
+ * The model does not know the SDE, so the times are checked for what is knowable without
+ * it: every t must be finite and ≥ 0 (the upper end T is the caller's to respect; the
+ * samplers only pass times of their grid). As in diffsde_score_eval(), a bad t never reaches
+ * the callback.
+ *
+ * @param score the model (must have a log-density callback).
+ * @param n, d  batch shape (d ≥ 1; n = 0 does nothing and calls nothing).
+ * @param t     n per-sample times (borrowed).
+ * @param x     n × d points (borrowed; must not overlap logp).
+ * @param logp  n outputs (caller-owned).
+ * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL (score — no message then —, or t, x, logp with
+ *         n > 0); ::DIFFSDE_ESIZE (d = 0, n·d overflow); ::DIFFSDE_EUNSUPPORTED (the model
+ *         has no log-density callback); ::DIFFSDE_EDOM (a t NaN, infinite or negative: the
+ *         message names the sample and t); ::DIFFSDE_ERETRY (callback returned > 0);
+ *         ::DIFFSDE_ECALLBACK (callback returned < 0; its code is in the message);
+ *         ::DIFFSDE_ENONFINITE (NaN/Inf in the output: the message names the sample index in
+ *         the batch, the value and t). Messages go to the model's context. On failure `logp`
+ *         is unspecified.
+ * Thread-safety: as thread-safe as the callback; the model itself is not modified.
+ */
+DIFFSDE_API int diffsde_score_eval_logp(const diffsde_score *score, size_t n, size_t d,
+                                        const double *t, const double *x, double *logp);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,7 +9,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "diffsde.h"
+#include "diffsde/sampler.h"
 
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
@@ -21,6 +24,7 @@ typedef struct cli_command {
 
 int cli_demo(int argc, char **argv);
 int cli_gmm(int argc, char **argv);
+/* cli_sample is declared with the sample section below. */
 int cli_version(int argc, char **argv);
 
 /* Print "diffsde <sub>: <message>" on stderr (printf-style). */
@@ -47,10 +51,112 @@ typedef struct cli_sde_opts {
     double t;
 } cli_sde_opts;
 int cli_sde_add_param(const char *sub, cli_sde_opts *o, const char *text);
-/* Create the SDE (or leave *sde NULL when no --sde was given). Returns a CLI exit code. */
+/* Create the SDE (or leave *sde NULL when no --sde was given); with --sde, --t is required and
+ * checked against [0, T]. Returns a CLI exit code. */
 int cli_sde_create(const char *sub, diffsde_ctx *ctx, const cli_sde_opts *o, diffsde_sde **sde);
+/* Create the SDE o->name (required) with its --sde-param overrides, for subcommands without
+ * --t (have_t is ignored). Returns a CLI exit code (CLI_USAGE for a bad name, key or value). */
+int cli_sde_make(const char *sub, diffsde_ctx *ctx, const cli_sde_opts *o, diffsde_sde **sde);
 
 /* Whether argv[1..] contains --help or -h. */
 int cli_wants_help(int argc, char **argv);
+
+/* ---- diffsde sample (cmd_sample.c), shared with the demo ---------------------------------- */
+
+/* Samples per sampler run: n samples are drawn in chunks of this many (sample0 offsets), which
+ * bounds the sampler's workspace; per-sample methods give the same bits for any chunking. */
+#define CLI_SAMPLE_CHUNK 4096
+
+/* Everything that defines a run of `diffsde sample`. cli_sample_config_default() fills the
+ * defaults; cli_sample_resolve() turns the per-SDE defaults (NaN snr and eps) into values. */
+typedef struct cli_sample_config {
+    const char *model;           /* gmm:FILE.json | gmm:BUILTIN (required) */
+    cli_sde_opts sde;            /* --sde (default "vp") and --sde-param */
+    diffsde_sampler_options opt; /* method and its options; snr/eps NaN until resolved */
+    uint64_t n;                  /* number of samples (required, >= 1) */
+    uint64_t seed;               /* Philox seed (default 0) */
+    const char *out;             /* samples .npy/.csv (required) */
+    const char *report;          /* JSON report, or NULL */
+    int quiet;                   /* no progress line, no summary line */
+    int argc;                    /* the command line, recorded in the report */
+    char **argv;
+} cli_sample_config;
+
+/* What a run produced besides the samples. */
+typedef struct cli_sample_result {
+    size_t d;                    /* dimension of the model */
+    diffsde_sampler_stats stats; /* summed over the chunks; nfe_per_sample over all n */
+    double wall_seconds;         /* sampling wall time (all chunks, prior draw to denoising) */
+    int have_metrics;            /* 1 when metrics were computed (mixture model, n >= 2) */
+    uint64_t metrics_seed;       /* cli_metrics_seed(seed) */
+    double metrics_seconds;      /* time spent on the metrics */
+    diffsde_metrics metrics;     /* against the exact p0 */
+} cli_sample_result;
+
+void cli_sample_config_default(cli_sample_config *c);
+
+/* The seed of the metrics' noise source, derived from the sampling seed S as
+ * S XOR 0x6d657472696373 (the ASCII bytes of "metrics"): a different Philox key, so the exact
+ * reference sets are independent of the sampler's draws whatever the streams. */
+uint64_t cli_metrics_seed(uint64_t seed);
+
+/* Run a configuration: load the model, create the SDE, sample in chunks (progress on stderr
+ * when it is a terminal and !quiet), compute the metrics when `want_metrics`, write the
+ * samples to c->out and, if c->report, the report — the report is written to a temporary
+ * first and renamed only once the samples are in place, so on failure neither file appears.
+ * Messages go to stderr prefixed with `sub`. Returns CLI_OK, CLI_FAILED or CLI_USAGE
+ * (a configuration the library refuses). */
+int cli_sample_execute(const char *sub, cli_sample_config *c, int want_metrics,
+                       cli_sample_result *r);
+
+int cli_sample(int argc, char **argv);
+
+/* ---- progress line on stderr (progress.c) ------------------------------------------------- */
+
+/* Monotonic clock in seconds. */
+double cli_now(void);
+
+typedef struct cli_progress {
+    int enabled;       /* print at all: !quiet and stderr is a terminal */
+    int shown;         /* a line is on the screen */
+    double start;      /* cli_now() at cli_progress_start() */
+    double last;       /* time of the last line printed */
+    size_t width;      /* length of the last line, to blank it */
+} cli_progress;
+
+/* Start timing; enabled only when !quiet and isatty(stderr). */
+void cli_progress_start(cli_progress *p, int quiet);
+/* Show "P%  [chunk C/M]  step S  t T  NFE/sample F  elapsed E  left ~L", L extrapolated from
+ * the fraction done (in [0, 1], over the whole run); the chunk only when nchunks > 1. Redrawn
+ * in place at most 5 times a second (force: draw now). */
+void cli_progress_update(cli_progress *p, double fraction, size_t chunk, size_t nchunks,
+                         size_t step, double t, double nfe_per_sample, int force);
+/* Erase the line. */
+void cli_progress_end(cli_progress *p);
+
+/* ---- JSON run reports (report.c) ----------------------------------------------------------- */
+
+/* A JSON real, or null for NaN/Inf (JSON has no such numbers). */
+json_t *cli_json_real(double v);
+/* A JSON integer when v <= INT64_MAX, otherwise its decimal string (JSON integers beyond
+ * 2^63 - 1 do not survive most readers). */
+json_t *cli_json_u64(uint64_t v);
+/* The metrics as a JSON object (NULL when out of memory). */
+json_t *cli_report_metrics(const diffsde_metrics *m);
+/* The report of a `diffsde <s>` sampling run (NULL when out of memory): program, version,
+ * command line, the configuration with every effective value (SDE parameters included),
+ * seed, n, d, the counters (nfe_per_sample, score_calls, score_evals, denoise_calls, steps,
+ * accepted, rejected), wall_seconds, and the metrics (null when not computed; then
+ * metrics_error says why, if given). */
+json_t *cli_sample_report(const char *s, const cli_sample_config *c, const diffsde_sde *sde,
+                          const cli_sample_result *r, const char *metrics_error);
+
+/* Two-phase atomic write of a JSON document to `path`: prepare writes it completely to a new
+ * temporary in the same directory (O_CREAT | O_EXCL, fsync'd) and returns its name in *tmp
+ * (malloc'd); commit renames it over `path`; discard unlinks it. Each prints its error and
+ * returns CLI_OK or CLI_FAILED; on failure nothing is left behind. */
+int cli_report_prepare(const char *sub, const char *path, const json_t *doc, char **tmp);
+int cli_report_commit(const char *sub, const char *path, char *tmp);
+void cli_report_discard(char *tmp);
 
 #endif /* DIFFSDE_CLI_H */

@@ -6,8 +6,10 @@
 #include "cli/cli.h"
 
 static const cli_command commands[] = {
-    {"demo", "run the built-in demonstration (for now: the SDE self-check table)", cli_demo},
+    {"sample", "draw samples with a reverse-time SDE sampler (predictor-corrector, adaptive)",
+     cli_sample},
     {"gmm", "the exact Gaussian-mixture oracle: describe, sample, score, logpdf", cli_gmm},
+    {"demo", "sample ring8 and measure the samples against the exact density", cli_demo},
     {"version", "print the library and header versions", cli_version},
 };
 

@@ -62,6 +62,20 @@ int cli_sde_add_param(const char *sub, cli_sde_opts *o, const char *text)
     return 0;
 }
 
+int cli_sde_make(const char *sub, diffsde_ctx *ctx, const cli_sde_opts *o, diffsde_sde **sde)
+{
+    *sde = NULL;
+    if (!o->name) {
+        cli_error(sub, "--sde is required (ve, vp or subvp)");
+        return CLI_USAGE;
+    }
+    if (diffsde_sde_new_named(ctx, o->name, o->nparams, o->keys, o->values, sde) != DIFFSDE_OK) {
+        cli_error(sub, "%s (see diffsde %s --help)", diffsde_errmsg(ctx), sub);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
 int cli_sde_create(const char *sub, diffsde_ctx *ctx, const cli_sde_opts *o, diffsde_sde **sde)
 {
     *sde = NULL;
@@ -77,11 +91,9 @@ int cli_sde_create(const char *sub, diffsde_ctx *ctx, const cli_sde_opts *o, dif
         cli_error(sub, "--sde %s needs --t (a time in [0, 1])", o->name);
         return CLI_USAGE;
     }
-    int rc = diffsde_sde_new_named(ctx, o->name, o->nparams, o->keys, o->values, sde);
-    if (rc != DIFFSDE_OK) {
-        cli_error(sub, "%s", diffsde_errmsg(ctx));
-        return CLI_USAGE;
-    }
+    int rc = cli_sde_make(sub, ctx, o, sde);
+    if (rc != CLI_OK)
+        return rc;
     double T;
     diffsde_sde_time_range(*sde, NULL, &T);
     if (!(o->t >= 0 && o->t <= T)) {

@@ -1,6 +1,7 @@
 /*
  * The exact score of a mixture as a ::diffsde_score: the callback evaluates a private
- * evaluator (the score's user pointer), released with the score.
+ * evaluator (the score's user pointer), released with the score. The exact log p_t is the
+ * model's log-density callback (diffsde_score_set_logp), on the same evaluator.
  */
 #include "gmm/gmm_impl.h"
 
@@ -16,6 +17,19 @@ static int gmm_score_cb(size_t n, size_t d, const double *t, const double *x, do
                               "dimension (%zu)",
                               d, ev->dim);
     return diffsde_gmm_evaluate(ev, n, t, x, NULL, out, NULL, NULL);
+}
+
+/* The exact log p_t at each point; failures as gmm_score_cb. */
+static int gmm_logp_cb(size_t n, size_t d, const double *t, const double *x, double *logp,
+                       void *user)
+{
+    diffsde_gmm_eval *ev = user;
+    if (d != ev->dim)
+        return diffsde_i_fail(ev->ctx, DIFFSDE_ESIZE,
+                              "diffsde_gmm_score_new log-density callback: d (%zu) differs from "
+                              "the mixture's dimension (%zu)",
+                              d, ev->dim);
+    return diffsde_gmm_evaluate(ev, n, t, x, logp, NULL, NULL, NULL);
 }
 
 static void release_eval(void *user)
@@ -42,6 +56,7 @@ int diffsde_gmm_score_new(const diffsde_gmm *gmm, const diffsde_sde *sde, diffsd
         return diffsde_i_fail_prefix(gmm->ctx, st, "diffsde_gmm_score_new");
     }
     diffsde_score_set_release(s, release_eval);
+    diffsde_score_set_logp(s, gmm_logp_cb);
     *out = s;
     return DIFFSDE_OK;
 }

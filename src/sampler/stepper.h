@@ -33,11 +33,15 @@ typedef struct diffsde_i_level {
     double t;             /* time of this level (score evaluated here) */
     double dt;            /* > 0: the predictor moves from t to t − dt (EM step size) */
     diffsde_sde_coefs c;  /* SDE coefficients at t */
-    const double *table;  /* discrete table on N levels (β_i or σ_i), or NULL */
+    const double *table;  /* discrete table on N levels (β_i or σ_i, from
+                             diffsde_sde_discrete_table()) when a stepper has
+                             DIFFSDE_I_NEEDS_TABLE and the SDE has one; NULL for user SDEs */
     double *tvec;         /* n entries, all equal to t (for score calls) */
     double *s;            /* scratch: the score */
     double *z;            /* scratch: the noise */
     double *w;            /* scratch: one more n × d array */
+    double *w2;           /* scratch: a fourth n × d array (MALA: the score at x, kept across
+                             its K steps); the driver allocates it like s, z and w */
     double *wn;           /* scratch: n doubles */
     double *wn2;          /* scratch: n doubles */
     diffsde_sampler_stats *stats; /* counters to update (score_calls, score_evals, accepted...) */
@@ -62,9 +66,20 @@ typedef struct diffsde_i_predictor_type {
 typedef struct diffsde_i_corrector_type {
     const char *name;
     unsigned flags;
-    /* Corrector step k (0..K−1) at lv->t: update x in place. */
+    /* Corrector step k (0..K−1) at lv->t: update x in place. On failure x is unchanged
+     * (every fallible call comes before the first write to x). The driver calls k = 0..K−1
+     * in order at one level and touches none of the scratch arrays between them: MALA keeps
+     * the score and log-density at x (w2, wn) from step k−1 to step k, and recomputes them
+     * at k = 0. */
     int (*step)(diffsde_i_level *lv, size_t k, double *x);
 } diffsde_i_corrector_type;
+
+/* The Langevin-family factor a at lv->t (corrector_langevin.c): a = 1 − b_j for VP and
+ * sub-VP, with b_j = lv->table[j] the DDPM entry at j = ⌊t (N − 1)/T⌋ (clamped to
+ * [0, N − 1], as diffsde_sde_discretize()); a = 1 for VE and user SDEs. Returns
+ * DIFFSDE_ESTATE if a VP/sub-VP level has no table, DIFFSDE_EPARAM if a ≤ 0 (the table is
+ * invalid: N ≤ βmax); messages name the corrector `who`, the level and t. */
+int diffsde_i_langevin_a(const diffsde_i_level *lv, const char *who, double *a);
 
 extern const diffsde_i_predictor_type diffsde_i_predictor_none;
 extern const diffsde_i_predictor_type diffsde_i_predictor_euler_maruyama;

@@ -11,6 +11,7 @@ struct diffsde_score {
     diffsde_param param;
     int thread_safe;
     void (*release)(void *user);
+    diffsde_logp_fn logp; /* optional log-density callback, same user pointer; NULL if none */
 };
 
 int diffsde_score_new(diffsde_ctx *ctx, diffsde_score_fn fn, void *user, diffsde_param param,
@@ -36,6 +37,7 @@ int diffsde_score_new(diffsde_ctx *ctx, diffsde_score_fn fn, void *user, diffsde
     s->param = param;
     s->thread_safe = 0;
     s->release = NULL;
+    s->logp = NULL;
     *out = s;
     return DIFFSDE_OK;
 }
@@ -137,6 +139,67 @@ int diffsde_score_eval(const diffsde_score *score, const diffsde_sde *sde, size_
             diffsde_i_param_convert_row(score->param, DIFFSDE_PARAM_SCORE, c.alpha, c.sigma, d,
                                         x + i * d, s + i * d, s + i * d);
         }
+    }
+    return DIFFSDE_OK;
+}
+
+int diffsde_score_set_logp(diffsde_score *score, diffsde_logp_fn fn)
+{
+    if (!score)
+        return DIFFSDE_ENULL;
+    score->logp = fn;
+    return DIFFSDE_OK;
+}
+
+int diffsde_score_has_logp(const diffsde_score *score)
+{
+    return score && score->logp ? 1 : 0;
+}
+
+int diffsde_score_eval_logp(const diffsde_score *score, size_t n, size_t d, const double *t,
+                            const double *x, double *logp)
+{
+    static const char name[] = "diffsde_score_eval_logp";
+    if (!score)
+        return DIFFSDE_ENULL;
+    diffsde_ctx *ctx = score->ctx;
+    if (d == 0)
+        return diffsde_i_fail(ctx, DIFFSDE_ESIZE, "%s: dimension d must be >= 1", name);
+    size_t nd;
+    if (diffsde_i_mul_size(n, d, &nd) != 0)
+        return diffsde_i_fail(ctx, DIFFSDE_ESIZE, "%s: n*d overflows (n=%zu, d=%zu)", name, n,
+                              d);
+    if (!score->logp)
+        return diffsde_i_fail(ctx, DIFFSDE_EUNSUPPORTED,
+                              "%s: the model has no log-density callback "
+                              "(diffsde_score_set_logp)",
+                              name);
+    if (n == 0)
+        return DIFFSDE_OK;
+    if (!t || !x || !logp)
+        return diffsde_i_fail(ctx, DIFFSDE_ENULL, "%s: %s is NULL", name,
+                              !t ? "t" : !x ? "x" : "logp");
+
+    /* Without the SDE only t >= 0 and finiteness can be checked; do it before the call. */
+    for (size_t i = 0; i < n; i++) {
+        if (!(t[i] >= 0.0 && isfinite(t[i])))
+            return diffsde_i_fail(ctx, DIFFSDE_EDOM,
+                                  "%s: sample %zu: t=%.17g is not a finite time >= 0", name, i,
+                                  t[i]);
+    }
+
+    int cb = score->logp(n, d, t, x, logp, score->user);
+    if (cb < 0)
+        return diffsde_i_fail(ctx, DIFFSDE_ECALLBACK,
+                              "%s: log-density callback returned %d (fatal)", name, cb);
+    if (cb > 0)
+        return diffsde_i_fail(ctx, DIFFSDE_ERETRY,
+                              "%s: log-density callback returned %d (recoverable)", name, cb);
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(logp[i]))
+            return diffsde_i_fail(ctx, DIFFSDE_ENONFINITE,
+                                  "%s: log-density callback returned %g at sample %zu, t=%.17g",
+                                  name, logp[i], i, t[i]);
     }
     return DIFFSDE_OK;
 }

@@ -1,0 +1,525 @@
+/*
+ * diffsde sample: draw samples by running the reverse SDE of a forward SDE with a model's
+ * score, write them as .npy (or CSV) atomically and, with --report, a JSON report holding the
+ * full configuration, the counters and — for a Gaussian-mixture model — the metrics against
+ * the exact p0.
+ *
+ * Exit status: 0 success; 1 the run failed (model file unreadable, NaN during sampling, an
+ * output that cannot be written); 2 usage error: an unknown option, a bad value, or a
+ * configuration the sampler refuses before running (ancestral with sub-VP, VP reverse
+ * diffusion or ancestral with N <= beta_max). On any failure no output file is created or
+ * changed.
+ */
+#define _POSIX_C_SOURCE 200809L /* access */
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static const char sub[] = "sample";
+
+static void help(void)
+{
+    printf(
+        "usage: diffsde sample --model MODEL --n N --out FILE [options]\n"
+        "\n"
+        "Draws N samples by running the reverse-time SDE from the prior at T down to eps\n"
+        "with the model's score, then (by default) one Tweedie denoising step. Same seed\n"
+        "and options give the same bits, whatever the machine load or the chunking.\n"
+        "\n"
+        "model and SDE:\n"
+        "  --model MODEL        gmm:FILE.json or gmm:NAME, NAME one of ring8, grid25,\n"
+        "                       gauss1, random:D,K,SEED; sampled with the exact score\n"
+        "                       of the mixture (required)\n"
+        "  --sde SDE            ve, vp or subvp (default: vp)\n"
+        "  --sde-param K=V      override an SDE parameter, repeatable: sigma_min,\n"
+        "                       sigma_max for ve (defaults 0.01, 50); beta_min, beta_max\n"
+        "                       for vp and subvp (defaults 0.1, 20)\n"
+        "sampler:\n"
+        "  --sampler S          pc (predictor-corrector on a fixed grid) or adaptive-sde\n"
+        "                       (per-sample step control) (default: pc)\n"
+        "  --predictor P        euler-maruyama, reverse-diffusion, ancestral (ve and vp\n"
+        "                       only) or none (pc; default: reverse-diffusion)\n"
+        "  --corrector C        langevin, ald, mala or none (pc; default: langevin)\n"
+        "  --snr R              corrector signal-to-noise ratio, > 0 (pc; default: 0.16\n"
+        "                       for ve, 0.01 for vp and subvp)\n"
+        "  --steps N            number of levels, N >= 2 (pc; default: 1000)\n"
+        "  --corrector-steps K  corrector steps per level, K >= 1 (pc; default: 1)\n"
+        "  --eps E              final time, 0 < E < T (default: 1e-5 for ve, 1e-3 for\n"
+        "                       vp and subvp)\n"
+        "  --no-denoise         return x at eps, without the final Tweedie step\n"
+        "                       (default: denoise)\n"
+        "  --rtol R             relative tolerance, > 0 (adaptive-sde; default: 0.05)\n"
+        "  --atol A             absolute tolerance, > 0 (adaptive-sde; default: 0.01)\n"
+        "  --reference          score_sde's conventions exactly: its time grid,\n"
+        "                       batch-averaged Langevin norms, the last predictor mean\n"
+        "                       returned (pc; default: off)\n"
+        "  --batch-norms        Langevin step from batch-averaged norms, as score_sde\n"
+        "                       (pc; default: off, per-sample norms). The batch is a\n"
+        "                       chunk of %d samples: with this option or --reference\n"
+        "                       the result depends on N\n"
+        "run and output:\n"
+        "  --n N                number of samples, >= 1 (required)\n"
+        "  --seed S             Philox seed, 0 .. 2^64-1 (default: 0)\n"
+        "  --out FILE           the samples, shape (N, d): .npy float64, or CSV if FILE\n"
+        "                       ends in .csv; written atomically (required)\n"
+        "  --report FILE        JSON report: the configuration with every default filled\n"
+        "                       in, library version, seed, nfe_per_sample, score_calls,\n"
+        "                       wall_seconds and, for mixtures, the metrics against the\n"
+        "                       exact p0, seeded with S XOR 0x6d657472696373\n"
+        "                       (default: none)\n"
+        "  --quiet              no progress line, no summary (default: a progress line\n"
+        "                       on stderr if it is a terminal, a summary on stdout)\n"
+        "  --help               this text\n"
+        "\n"
+        "Options that would have no effect (pc options with adaptive-sde, --rtol/--atol\n"
+        "with pc, --snr, --corrector-steps or --batch-norms with --corrector none) are\n"
+        "usage errors.\n"
+        "\n"
+        "exit status: 0 success, 1 the run failed, 2 usage error (including\n"
+        "configurations the sampler refuses); on failure no output file is written.\n"
+        "\n"
+        "example:\n"
+        "  diffsde sample --model gmm:ring8 --sde vp --sampler pc \\\n"
+        "      --predictor reverse-diffusion --corrector langevin --snr 0.16 \\\n"
+        "      --steps 1000 --n 10000 --seed 1 --out samples.npy --report run.json\n",
+        CLI_SAMPLE_CHUNK);
+}
+
+uint64_t cli_metrics_seed(uint64_t seed)
+{
+    return seed ^ UINT64_C(0x6d657472696373);
+}
+
+void cli_sample_config_default(cli_sample_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->sde.name = "vp";
+    diffsde_sampler_options_default(&c->opt);
+    c->opt.snr = NAN;
+    c->opt.eps = NAN;
+}
+
+/* Which options were given, to refuse those that would have no effect. */
+enum { G_PRED, G_CORR, G_SNR, G_STEPS, G_CSTEPS, G_RTOL, G_ATOL, G_REF, G_BATCH, G_COUNT };
+static const char *const given_names[G_COUNT] = {
+    "--predictor", "--corrector", "--snr", "--steps", "--corrector-steps",
+    "--rtol", "--atol", "--reference", "--batch-norms"};
+
+static int parse_positive(const char *opt, const char *text, double *out)
+{
+    if (cli_parse_double(sub, opt, text, out) != 0)
+        return -1;
+    if (!(*out > 0)) {
+        cli_error(sub, "--%s: must be > 0 (got %s)", opt, text);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_count(const char *opt, const char *text, uint64_t min, size_t *out)
+{
+    uint64_t v;
+    if (cli_parse_u64(sub, opt, text, &v) != 0)
+        return -1;
+    if (v < min || v > (uint64_t)SIZE_MAX) {
+        cli_error(sub, "--%s: must be at least %llu (got %s)", opt, (unsigned long long)min,
+                  text);
+        return -1;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+static int parse(int argc, char **argv, cli_sample_config *c)
+{
+    enum {
+        O_MODEL = 1, O_SDE, O_SDE_PARAM, O_SAMPLER, O_PRED, O_CORR, O_SNR, O_STEPS, O_CSTEPS,
+        O_EPS, O_NO_DENOISE, O_RTOL, O_ATOL, O_N, O_SEED, O_OUT, O_REPORT, O_REF, O_BATCH,
+        O_QUIET
+    };
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, O_MODEL},
+        {"sde", required_argument, NULL, O_SDE},
+        {"sde-param", required_argument, NULL, O_SDE_PARAM},
+        {"sampler", required_argument, NULL, O_SAMPLER},
+        {"predictor", required_argument, NULL, O_PRED},
+        {"corrector", required_argument, NULL, O_CORR},
+        {"snr", required_argument, NULL, O_SNR},
+        {"steps", required_argument, NULL, O_STEPS},
+        {"corrector-steps", required_argument, NULL, O_CSTEPS},
+        {"eps", required_argument, NULL, O_EPS},
+        {"no-denoise", no_argument, NULL, O_NO_DENOISE},
+        {"rtol", required_argument, NULL, O_RTOL},
+        {"atol", required_argument, NULL, O_ATOL},
+        {"n", required_argument, NULL, O_N},
+        {"seed", required_argument, NULL, O_SEED},
+        {"out", required_argument, NULL, O_OUT},
+        {"report", required_argument, NULL, O_REPORT},
+        {"reference", no_argument, NULL, O_REF},
+        {"batch-norms", no_argument, NULL, O_BATCH},
+        {"quiet", no_argument, NULL, O_QUIET},
+        {NULL, 0, NULL, 0}};
+    int given[G_COUNT] = {0};
+    int have_n = 0;
+    diffsde_sampler_options *o = &c->opt;
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long_only(argc, argv, ":", longopts, NULL)) != -1) {
+        int bad = 0;
+        switch (ch) {
+        case O_MODEL: c->model = optarg; break;
+        case O_SDE: c->sde.name = optarg; break;
+        case O_SDE_PARAM: bad = cli_sde_add_param(sub, &c->sde, optarg); break;
+        case O_SAMPLER:
+            if (diffsde_sampler_method_from_name(optarg, &o->method) != DIFFSDE_OK) {
+                cli_error(sub, "--sampler: unknown sampler '%s' (pc or adaptive-sde)", optarg);
+                bad = 1;
+            }
+            break;
+        case O_PRED:
+            given[G_PRED] = 1;
+            if (diffsde_predictor_from_name(optarg, &o->predictor) != DIFFSDE_OK) {
+                cli_error(sub, "--predictor: unknown predictor '%s' (euler-maruyama, "
+                          "reverse-diffusion, ancestral or none)", optarg);
+                bad = 1;
+            }
+            break;
+        case O_CORR:
+            given[G_CORR] = 1;
+            if (diffsde_corrector_from_name(optarg, &o->corrector) != DIFFSDE_OK) {
+                cli_error(sub, "--corrector: unknown corrector '%s' (langevin, ald, mala or "
+                          "none)", optarg);
+                bad = 1;
+            }
+            break;
+        case O_SNR: given[G_SNR] = 1; bad = parse_positive("snr", optarg, &o->snr); break;
+        case O_STEPS: given[G_STEPS] = 1; bad = parse_count("steps", optarg, 2, &o->steps); break;
+        case O_CSTEPS:
+            given[G_CSTEPS] = 1;
+            bad = parse_count("corrector-steps", optarg, 1, &o->corrector_steps);
+            break;
+        case O_EPS: bad = parse_positive("eps", optarg, &o->eps); break;
+        case O_NO_DENOISE: o->denoise = 0; break;
+        case O_RTOL: given[G_RTOL] = 1; bad = parse_positive("rtol", optarg, &o->rtol); break;
+        case O_ATOL: given[G_ATOL] = 1; bad = parse_positive("atol", optarg, &o->atol); break;
+        case O_N:
+            have_n = 1;
+            bad = cli_parse_u64(sub, "n", optarg, &c->n);
+            if (!bad && (c->n == 0 || c->n > DIFFSDE_NOISE_MAX_SAMPLES / 4)) {
+                cli_error(sub, "--n: must be in 1 .. 2^46 (got %s)", optarg);
+                bad = 1;
+            }
+            break;
+        case O_SEED: bad = cli_parse_u64(sub, "seed", optarg, &c->seed); break;
+        case O_OUT: c->out = optarg; break;
+        case O_REPORT: c->report = optarg; break;
+        case O_REF: given[G_REF] = 1; o->reference = 1; break;
+        case O_BATCH: given[G_BATCH] = 1; o->batch_norms = 1; break;
+        case O_QUIET: c->quiet = 1; break;
+        case ':':
+            cli_error(sub, "option %s needs a value (see diffsde sample --help)",
+                      argv[optind - 1]);
+            return CLI_USAGE;
+        default:
+            cli_error(sub, "unknown option '%s' (see diffsde sample --help)", argv[optind - 1]);
+            return CLI_USAGE;
+        }
+        if (bad)
+            return CLI_USAGE;
+    }
+    if (optind < argc) {
+        cli_error(sub, "unexpected argument '%s' (see diffsde sample --help)", argv[optind]);
+        return CLI_USAGE;
+    }
+    if (!c->model) {
+        cli_error(sub, "--model is required (e.g. --model gmm:ring8)");
+        return CLI_USAGE;
+    }
+    if (!have_n) {
+        cli_error(sub, "--n is required (the number of samples, e.g. --n 10000)");
+        return CLI_USAGE;
+    }
+    if (!c->out) {
+        cli_error(sub, "--out is required (e.g. --out samples.npy)");
+        return CLI_USAGE;
+    }
+    if (c->report && strcmp(c->report, c->out) == 0) {
+        cli_error(sub, "--report and --out name the same file '%s'", c->out);
+        return CLI_USAGE;
+    }
+    /* Options that would have no effect are refused, so nobody believes they changed a run. */
+    if (o->method == DIFFSDE_SAMPLER_ADAPTIVE_SDE) {
+        for (int g = G_PRED; g < G_COUNT; g++)
+            if (given[g] && g != G_RTOL && g != G_ATOL) {
+                cli_error(sub, "%s applies to --sampler pc only", given_names[g]);
+                return CLI_USAGE;
+            }
+    } else {
+        for (int g = G_RTOL; g <= G_ATOL; g++)
+            if (given[g]) {
+                cli_error(sub, "%s applies to --sampler adaptive-sde only", given_names[g]);
+                return CLI_USAGE;
+            }
+        static const int corrector_only[] = {G_SNR, G_CSTEPS, G_BATCH};
+        for (size_t k = 0; k < 3 && o->corrector == DIFFSDE_CORRECTOR_NONE; k++)
+            if (given[corrector_only[k]]) {
+                cli_error(sub, "%s has no effect with --corrector none",
+                          given_names[corrector_only[k]]);
+                return CLI_USAGE;
+            }
+    }
+    return CLI_OK;
+}
+
+/* Fill the SDE-dependent defaults (snr, eps) and check eps against T. */
+static int resolve(const char *s, cli_sample_config *c, const diffsde_sde *sde)
+{
+    double T, eps;
+    diffsde_sde_time_range(sde, NULL, &T);
+    if (isnan(c->opt.snr))
+        c->opt.snr = diffsde_sde_get_kind(sde) == DIFFSDE_SDE_VE ? 0.16 : 0.01;
+    if (isnan(c->opt.eps)) {
+        diffsde_sde_default_eps(sde, &eps);
+        c->opt.eps = eps;
+    }
+    if (!(c->opt.eps > 0 && c->opt.eps < T)) {
+        cli_error(s, "--eps: must be in (0, T) = (0, %g) for --sde %s (got %g)", T,
+                  diffsde_sde_name(sde), c->opt.eps);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+/* The directory that will receive `path` must exist and be writable: found out before a long
+ * run rather than after it. */
+static int check_writable(const char *s, const char *opt, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    size_t len = slash ? (size_t)(slash - path) + 1 : 0;
+    if (len >= sizeof dir)
+        return CLI_OK; /* let the write itself report it */
+    if (len == 0) {
+        dir[0] = '.';
+        dir[1] = '\0';
+    } else {
+        memcpy(dir, path, len);
+        dir[len] = '\0';
+    }
+    if (path[len] == '\0') {
+        cli_error(s, "--%s '%s' names a directory, not a file", opt, path);
+        return CLI_FAILED;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        cli_error(s, "--%s %s: the directory '%s' does not exist or is not writable", opt,
+                  path, dir);
+        return CLI_FAILED;
+    }
+    return CLI_OK;
+}
+
+/* Run the sampler over all n samples, chunk by chunk, into x (n × d). */
+static int draw(const char *s, diffsde_ctx *ctx, diffsde_sampler *smp, const diffsde_noise *noise,
+                const cli_sample_config *c, const diffsde_sde *sde, size_t d, double *x,
+                cli_sample_result *r)
+{
+    size_t n = (size_t)c->n, chunk = n < CLI_SAMPLE_CHUNK ? n : CLI_SAMPLE_CHUNK;
+    double *times = malloc(chunk * sizeof *times);
+    if (!times) {
+        cli_error(s, "out of memory");
+        return CLI_FAILED;
+    }
+    double T;
+    diffsde_sde_time_range(sde, NULL, &T);
+    const double span = T - c->opt.eps;
+    cli_progress prog;
+    cli_progress_start(&prog, c->quiet);
+    memset(&r->stats, 0, sizeof r->stats);
+    int rc = DIFFSDE_OK;
+    for (size_t i0 = 0; i0 < n && rc == DIFFSDE_OK; i0 += chunk) {
+        size_t nc = n - i0 < chunk ? n - i0 : chunk;
+        double *xc = x + i0 * d;
+        diffsde_sampler_stats st;
+        rc = diffsde_sampler_init(smp, noise, (uint64_t)i0, nc, d, xc);
+        while (rc == DIFFSDE_OK && !diffsde_sampler_done(smp)) {
+            rc = diffsde_sampler_step(smp, xc);
+            if (rc != DIFFSDE_OK || !prog.enabled)
+                continue;
+            /* The slowest sample (largest t) measures the progress of the chunk. */
+            double tmax = 0;
+            diffsde_sampler_get_times(smp, times);
+            for (size_t i = 0; i < nc; i++)
+                tmax = times[i] > tmax ? times[i] : tmax;
+            diffsde_sampler_get_stats(smp, &st);
+            double fc = span > 0 ? (T - tmax) / span : 1;
+            fc = fc < 0 ? 0 : fc > 1 ? 1 : fc;
+            cli_progress_update(&prog, ((double)i0 + fc * (double)nc) / (double)n,
+                                i0 / chunk + 1, (n + chunk - 1) / chunk, st.steps, tmax,
+                                (double)st.score_evals / (double)nc, 0);
+        }
+        if (rc == DIFFSDE_OK)
+            rc = diffsde_sampler_finish(smp, xc);
+        if (rc == DIFFSDE_OK) {
+            diffsde_sampler_get_stats(smp, &st);
+            r->stats.steps = st.steps > r->stats.steps ? st.steps : r->stats.steps;
+            r->stats.score_calls += st.score_calls;
+            r->stats.score_evals += st.score_evals;
+            r->stats.denoise_calls += st.denoise_calls;
+            r->stats.accepted += st.accepted;
+            r->stats.rejected += st.rejected;
+            r->stats.wall_seconds += st.wall_seconds;
+        } else if (nc < n) {
+            cli_progress_end(&prog);
+            cli_error(s, "samples %zu..%zu: %s", i0, i0 + nc - 1, diffsde_errmsg(ctx));
+        } else {
+            cli_progress_end(&prog);
+            cli_error(s, "%s", diffsde_errmsg(ctx));
+        }
+    }
+    cli_progress_end(&prog);
+    r->stats.nfe_per_sample = (double)r->stats.score_evals / (double)n;
+    r->wall_seconds = cli_now() - prog.start;
+    free(times);
+    return rc == DIFFSDE_OK ? CLI_OK : CLI_FAILED;
+}
+
+/* Metrics against the exact p0; a failure here (e.g. a sample so far out that log p0
+ * underflows) does not fail the run: the samples are written, the report says why. */
+static void measure(diffsde_ctx *ctx, const diffsde_gmm *gmm, const cli_sample_config *c,
+                    const double *x, cli_sample_result *r, char *err, size_t errlen)
+{
+    diffsde_noise *mnoise = NULL;
+    double t0 = cli_now();
+    r->metrics_seed = cli_metrics_seed(c->seed);
+    if (diffsde_noise_new_philox(ctx, r->metrics_seed, &mnoise) == DIFFSDE_OK &&
+        diffsde_metrics_compute(ctx, gmm, NULL, 0, mnoise, (size_t)c->n, x, NULL,
+                                &r->metrics) == DIFFSDE_OK)
+        r->have_metrics = 1;
+    else
+        snprintf(err, errlen, "%s", diffsde_errmsg(ctx));
+    r->metrics_seconds = cli_now() - t0;
+    diffsde_noise_free(mnoise);
+}
+
+int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
+                       cli_sample_result *r)
+{
+    memset(r, 0, sizeof *r);
+    diffsde_ctx *ctx = NULL;
+    if (diffsde_ctx_new(&ctx, NULL) != DIFFSDE_OK) {
+        cli_error(s, "cannot create a context (out of memory)");
+        return CLI_FAILED;
+    }
+    diffsde_sde *sde = NULL;
+    diffsde_gmm *gmm = NULL;
+    diffsde_score *score = NULL;
+    diffsde_sampler *smp = NULL;
+    diffsde_noise *noise = NULL;
+    double *x = NULL;
+    char *report_tmp = NULL, merr[DIFFSDE_ERRMSG_CAPACITY] = "";
+    json_t *doc = NULL;
+    int rc = cli_sde_make(s, ctx, &c->sde, &sde);
+    if (rc == CLI_OK)
+        rc = resolve(s, c, sde);
+    if (rc == CLI_OK && diffsde_gmm_load(ctx, c->model, &gmm) != DIFFSDE_OK) {
+        cli_error(s, "--model %s: %s", c->model, diffsde_errmsg(ctx));
+        rc = CLI_FAILED;
+    }
+    if (rc == CLI_OK && diffsde_gmm_score_new(gmm, sde, &score) != DIFFSDE_OK) {
+        cli_error(s, "--model %s: %s", c->model, diffsde_errmsg(ctx));
+        rc = CLI_FAILED;
+    }
+    if (rc == CLI_OK) {
+        int st = diffsde_sampler_new(ctx, sde, score, &c->opt, &smp);
+        if (st != DIFFSDE_OK) {
+            /* Refused options are a configuration error: exit 2. */
+            int usage = st == DIFFSDE_EPARAM || st == DIFFSDE_EUNSUPPORTED;
+            if (usage)
+                cli_error(s, "%s (see diffsde %s --help)", diffsde_errmsg(ctx), s);
+            else
+                cli_error(s, "%s", diffsde_errmsg(ctx));
+            rc = usage ? CLI_USAGE : CLI_FAILED;
+        }
+    }
+    if (rc == CLI_OK)
+        rc = check_writable(s, "out", c->out);
+    if (rc == CLI_OK && c->report)
+        rc = check_writable(s, "report", c->report);
+    if (rc == CLI_OK) {
+        r->d = diffsde_gmm_dim(gmm);
+        if (c->n > SIZE_MAX / sizeof(double) / r->d ||
+            !(x = malloc((size_t)c->n * r->d * sizeof *x))) {
+            cli_error(s, "out of memory for %llu samples of dimension %zu",
+                      (unsigned long long)c->n, r->d);
+            rc = CLI_FAILED;
+        }
+    }
+    if (rc == CLI_OK && diffsde_noise_new_philox(ctx, c->seed, &noise) != DIFFSDE_OK) {
+        cli_error(s, "%s", diffsde_errmsg(ctx));
+        rc = CLI_FAILED;
+    }
+    if (rc == CLI_OK)
+        rc = draw(s, ctx, smp, noise, c, sde, r->d, x, r);
+    if (rc == CLI_OK && want_metrics && c->n >= 2) {
+        measure(ctx, gmm, c, x, r, merr, sizeof merr);
+        if (!r->have_metrics)
+            cli_error(s, "warning: metrics not computed: %s", merr);
+    }
+    if (rc == CLI_OK && c->report) {
+        doc = cli_sample_report(s, c, sde, r, r->have_metrics || c->n < 2 ? NULL : merr);
+        if (!doc) {
+            cli_error(s, "out of memory while building the report");
+            rc = CLI_FAILED;
+        } else {
+            rc = cli_report_prepare(s, c->report, doc, &report_tmp);
+        }
+    }
+    if (rc == CLI_OK && diffsde_array_write(ctx, c->out, 2, (size_t)c->n, r->d, x) != DIFFSDE_OK) {
+        cli_error(s, "--out: %s", diffsde_errmsg(ctx));
+        rc = CLI_FAILED;
+    }
+    if (report_tmp) {
+        if (rc == CLI_OK)
+            rc = cli_report_commit(s, c->report, report_tmp);
+        else
+            cli_report_discard(report_tmp);
+    }
+    json_decref(doc);
+    free(x);
+    diffsde_noise_free(noise);
+    diffsde_sampler_free(smp);
+    diffsde_score_free(score);
+    diffsde_gmm_free(gmm);
+    diffsde_sde_free(sde);
+    diffsde_ctx_free(ctx);
+    return rc;
+}
+
+int cli_sample(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        help();
+        return CLI_OK;
+    }
+    cli_sample_config c;
+    cli_sample_config_default(&c);
+    int rc = parse(argc, argv, &c);
+    if (rc != CLI_OK)
+        return rc;
+    c.argc = argc;
+    c.argv = argv;
+    cli_sample_result r;
+    rc = cli_sample_execute(sub, &c, c.report != NULL, &r);
+    if (rc == CLI_OK && !c.quiet)
+        printf("wrote %llu samples of dimension %zu to %s%s%s (%.4g score evaluations per "
+               "sample, %.3g s)\n",
+               (unsigned long long)c.n, r.d, c.out, c.report ? " and the report to " : "",
+               c.report ? c.report : "", r.stats.nfe_per_sample, r.wall_seconds);
+    return rc;
+}

@@ -1,0 +1,433 @@
+/*
+ * JSON run reports: numbers that JSON can hold (reals in their shortest form that reads back
+ * as the same double; NaN/Inf as null; integers beyond 2^63 - 1 as strings), the metrics as an
+ * object, the report of a sampling run, and an atomic two-phase write (prepare a complete
+ * temporary, then rename it over the destination) so that a report is complete or absent, and
+ * so that a command writing two files can commit the second only once the first is in place.
+ *
+ * The temporary lives in the destination's directory (rename is atomic only within one file
+ * system), is created with open(O_CREAT | O_EXCL, 0666) — never an existing file; the umask
+ * applies, as with fopen() — and is written, fsync'd and closed before the rename.
+ */
+#define _POSIX_C_SOURCE 200809L /* open flags, fsync, getpid */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+json_t *cli_json_real(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+json_t *cli_json_u64(uint64_t v)
+{
+    if (v <= (uint64_t)INT64_MAX)
+        return json_integer((json_int_t)v);
+    char buf[24];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    return json_string(buf);
+}
+
+/* json_object_set_new() that remembers a failure (a NULL value from an allocation). */
+static void put(json_t *obj, const char *key, json_t *value, int *bad)
+{
+    if (!value || json_object_set_new(obj, key, value) != 0)
+        *bad = 1;
+}
+
+json_t *cli_report_metrics(const diffsde_metrics *m)
+{
+    int bad = 0;
+    json_t *o = json_object(), *mo = json_object(), *oc = json_object(), *en = json_object(),
+           *ll = json_object();
+    if (!o || !mo || !oc || !en || !ll) {
+        json_decref(o);
+        json_decref(mo);
+        json_decref(oc);
+        json_decref(en);
+        json_decref(ll);
+        return NULL;
+    }
+    put(o, "n", json_integer((json_int_t)m->n), &bad);
+    put(o, "d", json_integer((json_int_t)m->d), &bad);
+
+    const diffsde_moment_errors *me = &m->moments;
+    put(mo, "mean_err", cli_json_real(me->mean_err), &bad);
+    put(mo, "mean_err_rms", cli_json_real(me->mean_err_rms), &bad);
+    put(mo, "mean_chi2", cli_json_real(me->mean_chi2), &bad);
+    put(mo, "mean_pvalue", cli_json_real(me->mean_pvalue), &bad);
+    put(mo, "cov_rel_err", cli_json_real(me->cov_rel_err), &bad);
+    put(mo, "cov_rel_err_rms", cli_json_real(me->cov_rel_err_rms), &bad);
+    put(o, "moments", mo, &bad);
+
+    const diffsde_occupancy *occ = &m->occupancy;
+    put(oc, "components", json_integer((json_int_t)occ->K), &bad);
+    put(oc, "empty", json_integer((json_int_t)occ->empty), &bad);
+    put(oc, "empty_expected", cli_json_real(occ->empty_expected), &bad);
+    put(oc, "chi2", cli_json_real(occ->chi2), &bad);
+    put(oc, "dof", json_integer((json_int_t)occ->dof), &bad);
+    put(oc, "pvalue", cli_json_real(occ->pvalue), &bad);
+    put(oc, "ambiguity", cli_json_real(occ->ambiguity), &bad);
+    put(oc, "ref_chi2", cli_json_real(occ->ref_chi2), &bad);
+    put(oc, "ref_dof", json_integer((json_int_t)occ->ref_dof), &bad);
+    put(oc, "ref_pvalue", cli_json_real(occ->ref_pvalue), &bad);
+    put(oc, "ref_empty", json_integer((json_int_t)occ->ref_empty), &bad);
+    put(o, "occupancy", oc, &bad);
+
+    put(o, "sliced_w2", cli_json_real(m->sliced_w2), &bad);
+    put(o, "sliced_w2_null", cli_json_real(m->sliced_w2_null), &bad);
+    put(o, "sliced_directions", json_integer((json_int_t)m->sliced_directions), &bad);
+
+    put(en, "energy", cli_json_real(m->energy.energy), &bad);
+    put(en, "pvalue", cli_json_real(m->energy.pvalue), &bad);
+    put(en, "points_samples", json_integer((json_int_t)m->energy.mx), &bad);
+    put(en, "points_reference", json_integer((json_int_t)m->energy.my), &bad);
+    put(en, "permutations", json_integer((json_int_t)m->energy.permutations), &bad);
+    put(o, "energy", en, &bad);
+
+    const diffsde_loglik_check *lc = &m->loglik;
+    put(ll, "samples_mean", cli_json_real(lc->samples.mean), &bad);
+    put(ll, "samples_se", cli_json_real(lc->samples.se), &bad);
+    put(ll, "reference_mean", cli_json_real(lc->reference.mean), &bad);
+    put(ll, "reference_se", cli_json_real(lc->reference.se), &bad);
+    put(ll, "diff", cli_json_real(lc->diff), &bad);
+    put(ll, "diff_se", cli_json_real(lc->diff_se), &bad);
+    put(o, "loglik", ll, &bad);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* A JSON string of a command-line text. JSON strings are UTF-8: a path in another encoding is
+ * kept with its non-ASCII bytes replaced by '?' (the report stays valid JSON). */
+static json_t *text(const char *str)
+{
+    json_t *j = json_string(str);
+    if (j || !str)
+        return j;
+    char *copy = strdup(str);
+    if (!copy)
+        return NULL;
+    for (char *q = copy; *q; q++)
+        if ((unsigned char)*q >= 0x80)
+            *q = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+static json_t *config_json(const cli_sample_config *c, const diffsde_sde *sde)
+{
+    static const char *const keys[] = {"sigma_min", "sigma_max", "beta_min", "beta_max", "T"};
+    const diffsde_sampler_options *o = &c->opt;
+    int bad = 0;
+    json_t *cfg = json_object(), *params = json_object();
+    if (!cfg || !params) {
+        json_decref(cfg);
+        json_decref(params);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        double v;
+        if (diffsde_sde_get_param(sde, keys[i], &v) == DIFFSDE_OK)
+            bad |= json_object_set_new(params, keys[i], cli_json_real(v)) != 0;
+    }
+    bad |= json_object_set_new(cfg, "model", text(c->model)) != 0;
+    bad |= json_object_set_new(cfg, "sde", json_string(diffsde_sde_name(sde))) != 0;
+    bad |= json_object_set_new(cfg, "sde_params", params) != 0;
+    bad |= json_object_set_new(cfg, "sampler",
+                               json_string(diffsde_sampler_method_name(o->method))) != 0;
+    bad |= json_object_set_new(cfg, "predictor",
+                               json_string(diffsde_predictor_name(o->predictor))) != 0;
+    bad |= json_object_set_new(cfg, "corrector",
+                               json_string(diffsde_corrector_name(o->corrector))) != 0;
+    bad |= json_object_set_new(cfg, "snr", cli_json_real(o->snr)) != 0;
+    bad |= json_object_set_new(cfg, "steps", cli_json_u64(o->steps)) != 0;
+    bad |= json_object_set_new(cfg, "corrector_steps", cli_json_u64(o->corrector_steps)) != 0;
+    bad |= json_object_set_new(cfg, "eps", cli_json_real(o->eps)) != 0;
+    bad |= json_object_set_new(cfg, "denoise", json_boolean(o->denoise)) != 0;
+    bad |= json_object_set_new(cfg, "reference", json_boolean(o->reference)) != 0;
+    bad |= json_object_set_new(cfg, "batch_norms", json_boolean(o->batch_norms)) != 0;
+    bad |= json_object_set_new(cfg, "rtol", cli_json_real(o->rtol)) != 0;
+    bad |= json_object_set_new(cfg, "atol", cli_json_real(o->atol)) != 0;
+    bad |= json_object_set_new(cfg, "max_steps", cli_json_u64(o->max_steps)) != 0;
+    bad |= json_object_set_new(cfg, "n", cli_json_u64(c->n)) != 0;
+    bad |= json_object_set_new(cfg, "seed", cli_json_u64(c->seed)) != 0;
+    bad |= json_object_set_new(cfg, "out", text(c->out)) != 0;
+    bad |= json_object_set_new(cfg, "report", c->report ? text(c->report) : json_null()) != 0;
+    bad |= json_object_set_new(cfg, "quiet", json_boolean(c->quiet)) != 0;
+    bad |= json_object_set_new(cfg, "chunk", json_integer(CLI_SAMPLE_CHUNK)) != 0;
+    if (bad) {
+        json_decref(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+json_t *cli_sample_report(const char *s, const cli_sample_config *c, const diffsde_sde *sde,
+                          const cli_sample_result *r, const char *metrics_error)
+{
+    char program[64];
+    snprintf(program, sizeof program, "diffsde %s", s);
+    json_t *doc = json_object(), *argv = json_array(), *cfg = config_json(c, sde);
+    json_t *metrics = NULL;
+    int bad = !doc || !argv || !cfg || json_array_append_new(argv, json_string("diffsde")) != 0;
+    for (int i = 0; !bad && i < c->argc; i++)
+        bad |= json_array_append_new(argv, text(c->argv[i])) != 0;
+    if (!bad && r->have_metrics) {
+        metrics = cli_report_metrics(&r->metrics);
+        bad = !metrics;
+        if (!bad) {
+            bad |= json_object_set_new(metrics, "against", json_string("exact p0")) != 0;
+            bad |= json_object_set_new(metrics, "seed", cli_json_u64(r->metrics_seed)) != 0;
+            bad |= json_object_set_new(metrics, "ref_sample0",
+                                       cli_json_u64(DIFFSDE_METRICS_REF_SAMPLE0)) != 0;
+            bad |= json_object_set_new(metrics, "seconds", cli_json_real(r->metrics_seconds)) != 0;
+        }
+    } else if (!bad) {
+        metrics = json_null();
+    }
+    if (bad) {
+        json_decref(doc);
+        json_decref(argv);
+        json_decref(cfg);
+        json_decref(metrics);
+        return NULL;
+    }
+    const diffsde_sampler_stats *st = &r->stats;
+    bad |= json_object_set_new(doc, "program", json_string(program)) != 0;
+    bad |= json_object_set_new(doc, "version", json_string(diffsde_version_string())) != 0;
+    bad |= json_object_set_new(doc, "command_line", argv) != 0;
+    bad |= json_object_set_new(doc, "config", cfg) != 0;
+    bad |= json_object_set_new(doc, "seed", cli_json_u64(c->seed)) != 0;
+    bad |= json_object_set_new(doc, "n", cli_json_u64(c->n)) != 0;
+    bad |= json_object_set_new(doc, "d", cli_json_u64(r->d)) != 0;
+    bad |= json_object_set_new(doc, "nfe_per_sample", cli_json_real(st->nfe_per_sample)) != 0;
+    bad |= json_object_set_new(doc, "score_calls", cli_json_u64(st->score_calls)) != 0;
+    bad |= json_object_set_new(doc, "score_evals", cli_json_u64(st->score_evals)) != 0;
+    bad |= json_object_set_new(doc, "denoise_calls", cli_json_u64(st->denoise_calls)) != 0;
+    bad |= json_object_set_new(doc, "steps", cli_json_u64(st->steps)) != 0;
+    bad |= json_object_set_new(doc, "accepted", cli_json_u64(st->accepted)) != 0;
+    bad |= json_object_set_new(doc, "rejected", cli_json_u64(st->rejected)) != 0;
+    bad |= json_object_set_new(doc, "wall_seconds", cli_json_real(r->wall_seconds)) != 0;
+    bad |= json_object_set_new(doc, "metrics", metrics) != 0;
+    if (metrics_error)
+        bad |= json_object_set_new(doc, "metrics_error", json_string(metrics_error)) != 0;
+    if (bad) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+/* Write all of buf to fd, retrying short writes and EINTR. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        buf += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The shortest "%.*g" of v that reads back as v (at most 17 digits), kept a JSON real. */
+static size_t shortest_real(double v, char *buf, size_t len)
+{
+    int w = 0, p = 1;
+    for (; p <= 17; p++) {
+        w = snprintf(buf, len, "%.*g", p, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    /* Keep every integer digit of numbers below 1e16 (20, not 2e+01). */
+    double a = fabs(v);
+    if (p <= 17 && a >= 1 && a < 1e16) {
+        int digits = (int)floor(log10(a)) + 1;
+        if (digits > p) {
+            w = snprintf(buf, len, "%.*g", digits, v);
+            if (strtod(buf, NULL) != v)
+                w = snprintf(buf, len, "%.17g", v);
+        }
+    }
+    if (w > 0 && (size_t)w + 2 < len && !strpbrk(buf, ".eEni")) {
+        strcat(buf, ".0");
+        w += 2;
+    }
+    return w > 0 ? (size_t)w : 0;
+}
+
+/* jansson writes every real with 17 significant digits (0.1 as 0.10000000000000001): exact
+ * but hard to read. Rewrite each real number token outside strings in its shortest exact form,
+ * which reads back as the same double. Returns a malloc'd text, NULL when out of memory. */
+static char *shorten_reals(const char *text)
+{
+    size_t len = strlen(text);
+    char *out = malloc(2 * len + 1), num[40];
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    int in_string = 0;
+    for (size_t i = 0; i < len;) {
+        char c = text[i];
+        if (in_string) {
+            out[o++] = c;
+            i++;
+            if (c == '\\' && i < len)
+                out[o++] = text[i++];
+            else if (c == '"')
+                in_string = 0;
+            continue;
+        }
+        if (c == '"') {
+            in_string = 1;
+            out[o++] = text[i++];
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9')) {
+            out[o++] = text[i++];
+            continue;
+        }
+        size_t j = i;
+        int real = 0;
+        while (j < len && strchr("0123456789+-.eE", text[j])) {
+            real |= text[j] == '.' || text[j] == 'e' || text[j] == 'E';
+            j++;
+        }
+        size_t w = 0;
+        if (real && j - i < sizeof num) {
+            memcpy(num, text + i, j - i);
+            num[j - i] = '\0';
+            char buf[40];
+            w = shortest_real(strtod(num, NULL), buf, sizeof buf);
+            if (w > 0 && w <= j - i + 2) /* never longer than the original plus ".0" */
+                memcpy(out + o, buf, w);
+            else
+                w = 0;
+        }
+        if (w == 0) {
+            memcpy(out + o, text + i, j - i);
+            w = j - i;
+        }
+        o += w;
+        i = j;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+int cli_report_prepare(const char *sub, const char *path, const json_t *doc, char **tmp)
+{
+    *tmp = NULL;
+    char *raw = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    char *text = raw ? shorten_reals(raw) : NULL;
+    free(raw);
+    if (!text) {
+        cli_error(sub, "--report %s: out of memory while formatting the report", path);
+        return CLI_FAILED;
+    }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        cli_error(sub, "--report %s: exists and is not a regular file", path);
+        free(text);
+        return CLI_FAILED;
+    }
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    const char *base = path + dirlen;
+    size_t baselen = strlen(base);
+    if (baselen == 0) {
+        cli_error(sub, "--report '%s' names a directory, not a file", path);
+        free(text);
+        return CLI_FAILED;
+    }
+    if (baselen > 100)
+        baselen = 100; /* keep the temporary's name under NAME_MAX */
+    size_t cap = dirlen + 1 + baselen + 16;
+    char *name = malloc(cap);
+    if (!name) {
+        cli_error(sub, "--report %s: out of memory", path);
+        free(text);
+        return CLI_FAILED;
+    }
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    struct timespec ts = {0, 0};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t r = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15u ^ (uint64_t)getpid() << 20 ^
+                 (uint64_t)ts.tv_sec;
+    int fd = -1, err = 0;
+    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+        r = r * 6364136223846793005u + 1442695040888963407u;
+        char suffix[9];
+        uint64_t v = r >> 16;
+        for (int i = 0; i < 8; i++, v /= 36)
+            suffix[i] = digits[v % 36];
+        suffix[8] = '\0';
+        snprintf(name, cap, "%.*s.%.*s.%s", (int)dirlen, path, (int)baselen, base, suffix);
+        fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0666);
+        err = errno;
+        if (fd < 0 && err != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        cli_error(sub, "--report %s: cannot create a temporary file beside it: %s", path,
+                  strerror(err));
+        free(name);
+        free(text);
+        return CLI_FAILED;
+    }
+    size_t len = strlen(text);
+    int ok = write_all(fd, text, len) == 0 && write_all(fd, "\n", 1) == 0 && fsync(fd) == 0;
+    err = errno;
+    if (close(fd) != 0 && ok) {
+        ok = 0;
+        err = errno;
+    }
+    free(text);
+    if (!ok) {
+        cli_error(sub, "--report %s: cannot write the temporary %s: %s", path, name,
+                  strerror(err));
+        unlink(name);
+        free(name);
+        return CLI_FAILED;
+    }
+    *tmp = name;
+    return CLI_OK;
+}
+
+int cli_report_commit(const char *sub, const char *path, char *tmp)
+{
+    if (rename(tmp, path) != 0) {
+        int err = errno;
+        cli_error(sub, "--report %s: cannot rename %s over it: %s", path, tmp, strerror(err));
+        cli_report_discard(tmp);
+        return CLI_FAILED;
+    }
+    free(tmp);
+    return CLI_OK;
+}
+
+void cli_report_discard(char *tmp)
+{
+    if (!tmp)
+        return;
+    unlink(tmp);
+    free(tmp);
+}
