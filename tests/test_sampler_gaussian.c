@@ -14,7 +14,8 @@
  * Tests:
  * - exactness: every predictor (euler-maruyama, reverse-diffusion, ancestral where valid)
  *   with corrector none and with corrector ald, and ald alone, under VE, VP and sub-VP (19
- *   configurations): n = 10⁵ samples, Philox seed SEED, sample indices 0..n−1; the sample
+ *   configurations): n = 10⁵ samples, Philox seed SEED, configuration k drawing sample indices
+ *   k·n … (k + 1)·n − 1, so that the configurations are independent; the sample
  *   mean and covariance (divisor n − 1) against μ and P within 4 standard errors, SE(μ̂_i) =
  *   √(P_ii/n), SE(P̂_ij) = √((P_ii P_jj + P_ij²)/n) (the output is exactly Gaussian);
  * - Langevin (its step 2a(snr‖z‖/‖s‖)² depends on the state, so the recursion is not linear):
@@ -22,15 +23,16 @@
  *   2a snr²/‖s(x0)‖², gives x' − x0 = c‖z‖² s + √(2c) ‖z‖ z with mean 2c s and covariance
  *   4c² s sᵀ + 8c I (d = 2: E‖z‖² = 2, Var‖z‖² = 4, E[‖z‖² z zᵀ] = 2 I); checked at levels 0,
  *   N/2 and N − 1 for each SDE (the state is reset to x0 before those levels' step, predictor
- *   none), n = 10⁵, 4 standard errors with the covariance SE estimated from the samples
- *   (fourth moments of a non-Gaussian law); (b) whole runs replayed: 7 samples (global
+ *   none), n = 10⁵, 4 standard errors, the covariance's from the law's exact fourth moments
+ *   (one_step_law()); (b) whole runs replayed: 7 samples (global
  *   indices 5..11) of PC runs with per-sample and with batch-averaged norms, recomputed here
  *   from the same Philox draws at the pinned streams and steps of sampler.h, to 1e-10.
  * - discretisation bias (a report, printed as TAP comments and copied into
  *   doc/sampler-accuracy.md): the recursion's distance to the continuous truth, p_ε =
  *   N(α_ε m, C_ε) followed by Tweedie, i.e. N(m, α_ε² S C_ε⁻¹ S), for N = 50 … 1000, beside
- *   the limit N → ∞ (the moment ODEs of the reverse SDE started from the prior, RK4), which
- *   the recursion must approach at first order.
+ *   each predictor's limit N → ∞ (the moment ODEs of the reverse SDE started from the prior,
+ *   RK4; the table-based predictors' run κ = T/(T − ε) times faster, see
+ *   continuous_from_prior()), which the recursion must approach at first order.
  *
  * False-failure probability of the 4-SE checks (two-sided normal tail 6.33e-5 each; the
  * outcome at the fixed seed is deterministic, the rate says how likely another seed is to

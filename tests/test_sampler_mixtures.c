@@ -53,7 +53,8 @@
  *   correctors cannot follow p_t down the 1000 levels (VP and sub-VP: steps 2a(0.01 σ)²
  *   barely move the prior), and the unadjusted ones (langevin, ald) keep a step-size bias.
  *
- * Time (-O2, this machine): ~45 s by default, ~110 s with DIFFSDE_LONG_TESTS=1.
+ * Time (-O2, this machine): ~50 s by default, ~95 s with DIFFSDE_LONG_TESTS=1 (ASan+UBSan:
+ * ~120 s by default).
  */
 #include <setjmp.h>
 #include <stdarg.h>

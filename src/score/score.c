@@ -103,6 +103,9 @@ int diffsde_score_eval(const diffsde_score *score, const diffsde_sde *sde, size_
     const int needs_sigma = score->param == DIFFSDE_PARAM_EPS ||
                             score->param == DIFFSDE_PARAM_X0 || score->param == DIFFSDE_PARAM_V;
     for (size_t i = 0; i < n; i++) {
+        /* Batches usually share one t: validate each distinct run of equal times once. */
+        if (i > 0 && t[i] == t[i - 1])
+            continue;
         diffsde_sde_coefs c;
         int rc = diffsde_sde_coefs_at(sde, t[i], &c);
         if (rc != DIFFSDE_OK) {
