@@ -4,44 +4,64 @@
  * SEED_M for the metrics' reference sets and directions.
  *
  * - Exactness: a scalar re-implementation written here from the algorithm stated in
- *   adaptive.h (EM proposal, improved-Euler solution on the same z, mixed-tolerance error,
- *   θ = r = 0.9, factor clamped to [0.1, 10], h₀ = 0.01 (T − ε), last step landing on ε) with a
- *   closed-form Gaussian score gives, for gauss1 (2-D, full covariance) under VP and VE at
- *   two tolerances, the same accepted/rejected sequence attempt by attempt, the same times
- *   (1e-13 relative) and the same samples (1e-12 relative).
+ *   adaptive.h (EM proposal, improved-Euler solution on the same increment, mixed-tolerance
+ *   error, θ = r = 0.9, factor clamped to [0.1, 10], h₀ = 0.01 (T − ε), last step landing on
+ *   ε, and the Brownian path memory: pieces taken whole, bridge split of the straddling piece
+ *   or fresh increment, new part stored on rejection) with a closed-form Gaussian score gives,
+ *   for gauss1 (2-D, full covariance) under VP and VE at two tolerances, the same
+ *   accepted/rejected sequence attempt by attempt, the same times (1e-13 relative) and the same
+ *   samples (1e-12 relative); the memory reaches several pieces.
  * - Batch independence: ring8 (exact score) under VP and VE, samples 100..106 run alone, in a
  *   batch of 7 and inside a batch of 23 (95..117): bit-identical samples, time sequences and
  *   accepted/rejected counts.
  * - Distribution, Gaussian data: N(m, diag v) in d = 16 (affine score written here), VP,
  *   n = 20000, default tolerances: every coordinate's mean and variance within 4 standard
- *   errors of the exact p_ε (32 statistics, false alarm ≤ 32 × 6.3e-5 = 2e-3; with this seed
- *   the worst is printed). NFE strictly decreasing as rtol grows (0.01, 0.05, 0.2).
- *   gauss1 (d = 2), n = 20000: the mean is within 4 standard errors; the covariance is NOT
- *   asserted and its error is printed: retrying a rejected step with the same z at a smaller h
- *   makes the accepted step size depend on z, which biases the result in low dimension and
- *   does not vanish with the tolerance (see adaptive.h; measured +6%, +14%, +12% on the
- *   entries of the covariance at rtol 0.05, +11%, +21%, +18% at rtol 0.01; 1-D: +30%
- *   variance; within the standard error from d = 16 on). The exactness test above is what
- *   pins the implementation in low dimension.
+ *   errors of the exact p_ε (32 statistics, false alarm ≤ 32 × 6.3e-5 = 2e-3; the worst is
+ *   printed). NFE strictly decreasing as rtol grows (0.01, 0.05, 0.2).
+ *   gauss1 (d = 2), VP, n = 20000, default tolerances: the mean (2) and the covariance entries
+ *   (3) within 4 standard errors: 5 statistics, false alarm ≤ 5 × 6.3e-5 = 3.2e-4 without
+ *   bias. The discretisation bias at this tolerance, measured with 2·10⁶ samples (another
+ *   seed): covariance −0.42%, −0.26%, −0.05% (± 0.1–0.2%), means 0.3 se of n = 20000, i.e.
+ *   at most 0.42 standard error at n = 20000, which raises the bound to 5 × P(Z > 3.58) ≈
+ *   9e-4. This is the test the paper's same-noise retries fail: they bias low dimensions
+ *   (covariance +5%, +14%, +12% here, z-scores 5 to 12).
  * - Mixtures: ring8 under VP and VE, n = 2000, default tolerances, metrics against the exact
  *   p_ε: occupancy χ² p-values (weights and reference set) > 1e-4 (false alarm 1e-4 each),
  *   energy permutation p-value > 1/(B+1) with B = 200 (1/201), sliced W2 < 0.55 (exact-vs-
  *   exact at ε, n = 2000, 300 seed pairs in a throwaway run: mean 0.266, sd 0.067, maximum
- *   0.446; 0.55 = mean + 4.2 sd), |log-lik diff| < 4 se (6.3e-5). NFE per sample printed.
- *   The low-dimension bias moves the mode weights: with n = 20000 the same runs give occupancy
- *   p ≈ 1e-18 (VP) and 1e-15 (VE), i.e. χ²₇ = 101 and 85, a noncentrality of about 94 and 78,
- *   so about 9.4 and 7.8 at n = 2000, where P(p < 1e-4) is then 4.7% and 2.7% per seed
- *   instead of 1e-4: the seed is fixed, and this test guards against gross errors (a lost
- *   mode, a broken controller), not against that bias.
- * - Noise reuse: a recording callback source: the only draws are (PREDICTOR, k) with k the
- *   sample's accepted count, each requested once; after a rejection nothing is requested (the
- *   cached z is reused); the samples equal the Philox run's bit for bit; rejected > 0.
+ *   0.446; 0.55 = mean + 4.2 sd), |log-lik diff| < 4 se (6.3e-5 without bias). NFE per sample
+ *   and the p-values are printed. At n = 2·10⁴ (a measuring program; too slow for this test
+ *   under ASan) the occupancy p-values are 0.004–0.91 (VP) and 0.23–0.83 (VE) over 8 seeds,
+ *   against 1e-28 and 2e-23 with same-noise retries; the log-likelihood difference, however,
+ *   carries a discretisation bias at the default tolerance, −0.06 (VP) and +0.065 (VE)
+ *   (se 0.012 at n = 2·10⁴), about 1.5 and 1.9 se at n = 2000: the false-alarm probability of
+ *   that check is then about 0.6% and 1.5% per seed. The seed is fixed, and this test guards
+ *   against gross errors (a lost mode, a broken controller or path).
+ * - The Brownian path, seen through a probe SDE (f = 0, g = 1: x' = x'' = x + W, so that the
+ *   score callback sees every attempt's increment) whose score callback rejects the attempts
+ *   whose increment has a first coordinate above 0.25 in size:
+ *   (1) bookkeeping, 5 samples, recording noise source: each step call requests exactly the
+ *   draw predicted by the memory written out here, (PREDICTOR, f) or (BRIDGE, b) with the
+ *   sample's counters, or none; the increment used is the predicted one bit for bit; every
+ *   case (fresh, bridge, no draw; accepted and rejected) occurs; at ε the accepted increments
+ *   (x_ε − x_T) sum to the fresh increments drawn (W(T) − W(ε)) within a rounding bound;
+ *   (2) the law: n = 20000 samples, x_ε − x_T ~ N(0, (1 − ε) I) exactly whatever the
+ *   rejections: means and variances within 4 standard errors (false alarm 2.5e-4; same-noise
+ *   retries give a variance ratio of 0.17 on the first coordinate, z = −83).
+ * - The path memory unit (adaptive_path.h) driven by a script against the memory written out
+ *   here: 32 nested rejections, a rejection in each of the three layouts that overflow (each
+ *   merging two pieces as adaptive.h states), then acceptances of every kind; the same plans,
+ *   increments and pieces bit for bit, and the conservation of the fresh increments.
  * - Failures: NaN from the score (ENONFINITE, sample and t in the message), a batch-dependent
  *   NaN, recoverable failures at (x', t') (rejections, still batch-independent), transient
  *   ones (no effect on the samples) and at (x, t) (ERETRY), a fatal status (ECALLBACK),
- *   max_steps (ECONVERGENCE), step-size underflow (ECONVERGENCE), a failing noise source:
- *   each time x and the times exactly as before the call. Argument errors, lifecycle, no
- *   allocation after _new, no leak for any failing allocation.
+ *   max_steps (ECONVERGENCE), step-size underflow (ECONVERGENCE), the path memory's limit
+ *   (a score keeping E at 1.01: hundreds of rejections in a row, the memory capped at 32
+ *   pieces by merges, no failure until the step underflows), a failing noise source:
+ *   each time x and the times exactly as before the call. A failed call made again after the
+ *   failure is gone ends the run bit for bit as without it (fatal status at three calls, a
+ *   noise failure at two steps). Argument errors, lifecycle, no allocation after _new, no leak
+ *   for any failing allocation.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -214,6 +234,101 @@ static int run_adaptive(diffsde_ctx *ctx, const diffsde_sde *sde, const diffsde_
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* The path memory of adaptive.h ("The Brownian path of a sample"), written out for d = 2.    */
+
+enum { REF_MAXP = 64 };
+
+typedef struct ref_path {
+    size_t depth;                          /* stored pieces; piece p over [lo[p], lo[p+1]] */
+    double lo[REF_MAXP], w[REF_MAXP][2];
+    uint64_t nf, nb;                       /* fresh and bridge draws made */
+    double fresh[2];                       /* Σ of the fresh increments drawn */
+    size_t merges;                         /* rejections that found the memory full */
+} ref_path;
+
+typedef struct ref_attempt {
+    size_t pop, p;  /* pieces taken whole; p = depth − pop, the straddling piece is p − 1 */
+    int draw;       /* 0: none; 1: fresh (PREDICTOR, nf); 2: bridge (BRIDGE, nb) */
+    uint64_t step;  /* its step index */
+    double u, part[2];
+} ref_attempt;
+
+/* The increment W over [u, t] of sample g (noise seed `seed`), without changing rp. */
+static void ref_increment(const ref_path *rp, uint64_t seed, uint64_t g, double t, double u,
+                          double W[2], ref_attempt *at)
+{
+    double up = t;
+    size_t p = rp->depth, pop = 0;
+    while (p > 0 && rp->lo[p - 1] >= u) {
+        up = rp->lo[--p];
+        pop++;
+    }
+    at->pop = pop;
+    at->p = p;
+    at->u = u;
+    at->draw = !(u < up) ? 0 : p > 0 ? 2 : 1;
+    at->step = at->draw == 1 ? rp->nf : rp->nb;
+    for (int j = 0; j < 2; j++) {
+        if (at->draw == 2) {
+            double lo = rp->lo[p - 1], q = (up - u) / (up - lo);
+            double sd = sqrt((up - u) * (u - lo) / (up - lo));
+            at->part[j] = q * rp->w[p - 1][j] +
+                          sd * diffsde_noise_normal_at(seed, DIFFSDE_STREAM_BRIDGE, g, rp->nb, j);
+        } else if (at->draw == 1) {
+            at->part[j] = sqrt(up - u) *
+                          diffsde_noise_normal_at(seed, DIFFSDE_STREAM_PREDICTOR, g, rp->nf, j);
+        }
+        double w = 0;
+        for (size_t k = 0; k < pop; k++)
+            w = k == 0 ? rp->w[rp->depth - 1][j] : w + rp->w[rp->depth - 1 - k][j];
+        if (at->draw)
+            w = pop == 0 ? at->part[j] : w + at->part[j];
+        W[j] = w;
+    }
+}
+
+/* The memory after the attempt: accepted, everything used is consumed; rejected, the new part
+ * becomes a piece of its own below the pieces taken, and if that makes more than
+ * DIFFSDE_I_ADAPTIVE_MAX_PIECES pieces, the two lowest ones are merged (lower + upper). */
+static void ref_commit(ref_path *rp, const ref_attempt *at, int accepted)
+{
+    size_t p = at->p;
+    if (at->draw == 1) {
+        rp->nf++;
+        for (int j = 0; j < 2; j++)
+            rp->fresh[j] += at->part[j];
+    } else if (at->draw == 2) {
+        rp->nb++;
+        for (int j = 0; j < 2; j++)
+            rp->w[p - 1][j] -= at->part[j];
+    }
+    if (accepted) {
+        rp->depth = p;
+        return;
+    }
+    if (at->draw == 0)
+        return;
+    assert_true(rp->depth < REF_MAXP);
+    for (size_t k = rp->depth; k > p; k--) {
+        rp->lo[k] = rp->lo[k - 1];
+        memcpy(rp->w[k], rp->w[k - 1], sizeof rp->w[k]);
+    }
+    rp->lo[p] = at->u;
+    memcpy(rp->w[p], at->part, sizeof at->part);
+    rp->depth++;
+    if (rp->depth > DIFFSDE_I_ADAPTIVE_MAX_PIECES) {
+        for (int j = 0; j < 2; j++)
+            rp->w[0][j] = rp->w[0][j] + rp->w[1][j];
+        for (size_t k = 1; k + 1 < rp->depth; k++) {
+            rp->lo[k] = rp->lo[k + 1];
+            memcpy(rp->w[k], rp->w[k + 1], sizeof rp->w[k]);
+        }
+        rp->depth--;
+        rp->merges++;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Exactness against a scalar re-implementation (gauss1: mean M1, covariance S1).            */
 
 static const double M1[2] = {1.0, -0.5};
@@ -248,9 +363,11 @@ static int gauss1_cb(size_t n, size_t d, const double *t, const double *x, doubl
 }
 
 /* One sample by the algorithm of adaptive.h, written out for d = 2: its attempts' outcomes
- * (1 accepted, 0 rejected) and the time after each attempt; returns the number of attempts. */
+ * (1 accepted, 0 rejected) and the time after each attempt; returns the number of attempts.
+ * *maxdepth is raised to the deepest path memory seen. */
 static size_t reference_sample(const diffsde_sde *sde, double rtol, double atol, uint64_t g,
-                               double *xout, unsigned char *outcome, double *times, size_t cap)
+                               double *xout, unsigned char *outcome, double *times, size_t cap,
+                               size_t *maxdepth)
 {
     double T, eps = default_eps(sde), prior;
     diffsde_sde_time_range(sde, NULL, &T);
@@ -258,44 +375,47 @@ static size_t reference_sample(const diffsde_sde *sde, double rtol, double atol,
     double x[2], xprev[2], t = T, h = 0.01 * (T - eps);
     for (int j = 0; j < 2; j++)
         xprev[j] = x[j] = prior * diffsde_noise_normal_at(SEED, DIFFSDE_STREAM_PRIOR, g, 0, j);
-    uint64_t k = 0;
+    ref_path rp;
+    memset(&rp, 0, sizeof rp);
     size_t att = 0;
     while (t != eps && att < cap) {
-        double hk = h, tn = t - h;
-        if (h >= t - eps || tn <= eps) {
-            hk = t - eps;
+        double tn = t - h;
+        if (h >= t - eps || tn <= eps)
             tn = eps;
-        }
+        double hk = t - tn, W[2];
+        ref_attempt at;
+        ref_increment(&rp, SEED, g, t, tn, W, &at);
         diffsde_sde_coefs c0, c1;
         diffsde_sde_coefs_at(sde, t, &c0);
         diffsde_sde_coefs_at(sde, tn, &c1);
-        double z[2], s0[2], s1[2], b0[2], b1[2], xp[2], xpp[2], sum = 0;
-        for (int j = 0; j < 2; j++)
-            z[j] = diffsde_noise_normal_at(SEED, DIFFSDE_STREAM_PREDICTOR, g, k, j);
+        double s0[2], s1[2], b0[2], b1[2], xp[2], xpp[2], sum = 0;
         gauss1_score_at(sde, t, x, s0);
         for (int j = 0; j < 2; j++) {
             b0[j] = c0.g2 * s0[j] - c0.f * x[j];
-            xp[j] = x[j] + hk * b0[j] + c0.g * sqrt(hk) * z[j];
+            xp[j] = x[j] + hk * b0[j] + c0.g * W[j];
         }
         gauss1_score_at(sde, tn, xp, s1);
         for (int j = 0; j < 2; j++) {
             b1[j] = c1.g2 * s1[j] - c1.f * xp[j];
-            xpp[j] = x[j] + 0.5 * hk * (b0[j] + b1[j]) + 0.5 * (c0.g + c1.g) * sqrt(hk) * z[j];
+            xpp[j] = x[j] + 0.5 * hk * (b0[j] + b1[j]) + 0.5 * (c0.g + c1.g) * W[j];
             double delta = fmax(atol, rtol * fmax(fabs(xp[j]), fabs(xprev[j])));
             sum += pow((xpp[j] - xp[j]) / delta, 2);
         }
         double E = sqrt(sum / 2);
         double fac = E == 0 ? 10 : fmin(10, fmax(0.1, 0.9 * pow(E, -0.9)));
+        ref_commit(&rp, &at, E <= 1);
+        if (rp.depth > *maxdepth)
+            *maxdepth = rp.depth;
         if (E <= 1) {
             memcpy(x, xpp, sizeof x);
             memcpy(xprev, xp, sizeof xp);
             t = tn;
-            k++;
         }
         outcome[att] = E <= 1;
         times[att++] = t;
-        h = fmin(t - eps, hk * fac);
+        h = fmin(t - eps, (tn == eps ? hk : h) * fac);
     }
+    assert_int_equal(rp.depth, 0); /* at ε every drawn piece is used */
     memcpy(xout, x, sizeof x);
     return att;
 }
@@ -309,7 +429,7 @@ static void test_reference(void **state)
     static unsigned char outcome[CAP];
     static double times[CAP];
     double worst_x = 0, worst_t = 0;
-    size_t attempts = 0, rejected = 0;
+    size_t attempts = 0, rejected = 0, maxdepth = 0;
     for (int s = 0; s < 2; s++) {
         gauss1_model gm = {sdes[s]};
         diffsde_score *sc;
@@ -322,7 +442,7 @@ static void test_reference(void **state)
             for (size_t i = 0; i < NS; i++) {
                 double xr[2];
                 size_t na = reference_sample(sdes[s], tol[q][0], tol[q][1], 40 + i, xr,
-                                             outcome, times, CAP);
+                                             outcome, times, CAP, &maxdepth);
                 assert_true(na < CAP);
                 assert_int_equal(na, r.acc[i] + r.rej[i]);
                 double prev = 1.0;
@@ -346,9 +466,10 @@ static void test_reference(void **state)
         diffsde_score_free(sc);
     }
     assert_true(rejected > 0);
-    print_message("# reference recursion: %zu attempts (%zu rejected) identical; worst relative "
-                  "difference x %.1e, t %.1e\n",
-                  attempts, rejected, worst_x, worst_t);
+    assert_true(maxdepth >= 3);
+    print_message("# reference recursion: %zu attempts (%zu rejected, path memory up to %zu "
+                  "pieces) identical; worst relative difference x %.1e, t %.1e\n",
+                  attempts, rejected, maxdepth, worst_x, worst_t);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -481,7 +602,7 @@ static void test_gaussian(void **state)
                   nfe[0], nfe[1], nfe[2]);
     diffsde_score_free(sc);
 
-    /* gauss1 (d = 2): the mean within 4 standard errors; the covariance error printed. */
+    /* gauss1 (d = 2): the mean and the covariance within 4 standard errors. */
     ok(diffsde_gmm_score_new(f->gauss1, f->vp, &sc), f->ctx);
     double m[2], C[4];
     ok(diffsde_gmm_moments(f->gauss1, f->vp, eps, m, C), f->ctx);
@@ -497,13 +618,18 @@ static void test_gaussian(void **state)
                 cov[2 * a + b] +=
                     (r.x[2 * i + a] - mean[a]) * (r.x[2 * i + b] - mean[b]) / (NG - 1);
     double z0 = (mean[0] - m[0]) / sqrt(C[0] / NG), z1 = (mean[1] - m[1]) / sqrt(C[3] / NG);
+    /* standard errors of the sample covariance of Gaussian data: Var S_ab ≈ (C_aa C_bb +
+     * C_ab²)/n */
+    double se[3] = {sqrt(2 * C[0] * C[0] / NG), sqrt((C[0] * C[3] + C[1] * C[1]) / NG),
+                    sqrt(2 * C[3] * C[3] / NG)};
+    double zc[3] = {(cov[0] - C[0]) / se[0], (cov[1] - C[1]) / se[1], (cov[3] - C[3]) / se[2]};
+    print_message("# gauss1 (d = 2), VP, n = %d, rtol 0.05: mean z-scores %+.2f %+.2f; "
+                  "covariance z-scores %+.2f %+.2f %+.2f (relative errors %+.4f %+.4f %+.4f)\n",
+                  NG, z0, z1, zc[0], zc[1], zc[2], cov[0] / C[0] - 1, cov[1] / C[1] - 1,
+                  cov[3] / C[3] - 1);
     assert_true(fabs(z0) < 4 && fabs(z1) < 4);
-    print_message("# gauss1 (d = 2), VP, rtol 0.05: mean z-scores %.2f %.2f; covariance "
-                  "relative errors %+.3f %+.3f %+.3f (standard errors %.3f %.3f %.3f: the "
-                  "low-dimension bias of same-noise retries)\n",
-                  z0, z1, cov[0] / C[0] - 1, cov[1] / C[1] - 1, cov[3] / C[3] - 1,
-                  sqrt(2.0 / NG), sqrt((C[0] * C[3] + C[1] * C[1]) / NG) / fabs(C[1]),
-                  sqrt(2.0 / NG));
+    for (int k = 0; k < 3; k++)
+        assert_true(fabs(zc[k]) < 4);
     rec_free(&r);
     diffsde_score_free(sc);
 }
@@ -550,7 +676,7 @@ static void test_ring8(void **state)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Noise reuse, seen through a recording callback source.                                    */
+/* The Brownian path: bookkeeping, conservation and law, seen through a Brownian probe.     */
 
 enum { MAXREQ = 65536 };
 
@@ -559,6 +685,7 @@ typedef struct noise_log {
     uint32_t stream[MAXREQ];
     uint64_t step[MAXREQ], sample[MAXREQ];
     int fail_step; /* >= 0: return 7 when this predictor step is requested */
+    int fail_once; /* then stop failing */
 } noise_log;
 
 static int log_noise(uint32_t stream, uint64_t step, uint64_t sample0, size_t n, size_t d,
@@ -566,8 +693,11 @@ static int log_noise(uint32_t stream, uint64_t step, uint64_t sample0, size_t n,
 {
     noise_log *l = user;
     if (stream == DIFFSDE_STREAM_PREDICTOR && l->fail_step >= 0 &&
-        step == (uint64_t)l->fail_step)
+        step == (uint64_t)l->fail_step) {
+        if (l->fail_once)
+            l->fail_step = -1;
         return 7;
+    }
     for (size_t i = 0; i < n; i++) {
         if (l->count < MAXREQ) {
             l->stream[l->count] = stream;
@@ -581,75 +711,284 @@ static int log_noise(uint32_t stream, uint64_t step, uint64_t sample0, size_t n,
     return 0;
 }
 
-static void test_noise_reuse(void **state)
+/* The probe SDE: f = 0, g² = 1, α = 1, σ² = t on [0, 1] (Brownian motion). With a zero score
+ * the drift vanishes and g ≡ 1, so x' = x'' = x + W exactly (E = 0: every attempt is accepted
+ * unless the score callback fails): the increment of each attempt is seen at (x', t'). */
+static double probe_zero(double t, void *user)
+{
+    (void)t;
+    (void)user;
+    return 0;
+}
+static double probe_one(double t, void *user)
+{
+    (void)t;
+    (void)user;
+    return 1;
+}
+static double probe_sigma(double t, void *user)
+{
+    (void)user;
+    return sqrt(t);
+}
+
+/* The probe's score for one sample (n = 1): 0; at (x', t') with t' below the state's time t0
+ * it records x' and t' and fails recoverably (a rejection) when |x'_0 − x0_0| > c: a rule
+ * that depends on the increment, the situation that biases same-noise retries. */
+typedef struct probe {
+    double t0, x0[2], c;
+    size_t seen;
+    double tp, xp[2];
+} probe;
+
+static int probe_cb(size_t n, size_t d, const double *t, const double *x, double *out,
+                    void *user)
+{
+    probe *p = user;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < d; j++)
+            out[i * d + j] = 0;
+        if (t[i] == p->t0)
+            continue; /* s(x, t) at the accepted state */
+        p->seen++;
+        p->tp = t[i];
+        memcpy(p->xp, x + i * d, sizeof p->xp);
+        if (fabs(x[i * d] - p->x0[0]) > p->c)
+            rc = 1;
+    }
+    return rc;
+}
+
+static void test_path(void **state)
 {
     fixture *f = *state;
-    enum { NB = 5 };
+    diffsde_sde_user def = {probe_zero, probe_one, probe_one, probe_sigma, NULL, 1.0, 0};
+    diffsde_sde *bm;
+    ok(diffsde_sde_new_user(f->ctx, &def, &bm), f->ctx);
+    const double eps = default_eps(bm); /* 1e-3 */
+    probe pr;
+    memset(&pr, 0, sizeof pr);
+    diffsde_score *sc;
+    ok(diffsde_score_new(f->ctx, probe_cb, &pr, DIFFSDE_PARAM_SCORE, &sc), f->ctx);
+    diffsde_sampler_options o = adaptive_opt(0.05, 0.01);
+    diffsde_i_adaptive *a;
+    ok(diffsde_i_adaptive_new(f->ctx, bm, sc, &o, 1, 2, &a), f->ctx);
+
+    /* (1) Bookkeeping, samples 10..14 through a recording noise source: each step call
+     * requests exactly the draw the written-out memory (ref_increment) predicts, (PREDICTOR,
+     * f) or (BRIDGE, b) with the sample's counters, or nothing; the increment it uses is the
+     * predicted one bit for bit (x' == x + W); and at ε the accepted increments, whose sum is
+     * x_ε − x_T, add up to the sum of the fresh increments, W(T) − W(ε) of the path drawn:
+     * equal in exact arithmetic, checked to a bound on rounding (each attempt adds at most a
+     * few roundings of quantities below S = Σ|increments| + |x|: 8 u (attempts + 1) S). */
     static noise_log nlog;
     diffsde_noise *cb;
     ok(diffsde_noise_new_callback(f->ctx, log_noise, &nlog, &cb), f->ctx);
-    diffsde_score *sc;
-    ok(diffsde_gmm_score_new(f->ring8, f->vp, &sc), f->ctx);
-    diffsde_sampler_options o = adaptive_opt(0.002, 0.0004);
-    diffsde_i_adaptive *a;
-    ok(diffsde_i_adaptive_new(f->ctx, f->vp, sc, &o, NB, 2, &a), f->ctx);
-    double x[NB * 2], t[NB], tprev[NB];
-    memset(&nlog, 0, sizeof nlog);
-    nlog.fail_step = -1;
-    ok(diffsde_sde_prior_sample(f->vp, cb, 10, NB, 2, x), f->ctx);
-    ok(diffsde_i_adaptive_start(a, cb, 10), f->ctx);
-    uint64_t acc[NB] = {0}, rej[NB] = {0};
-    int last_rejected[NB] = {0};
-    diffsde_sampler_stats st;
-    memset(&st, 0, sizeof st);
-    diffsde_i_adaptive_times(a, tprev);
-    while (!diffsde_i_adaptive_done(a)) {
-        size_t before = nlog.count;
-        ok(diffsde_i_adaptive_step(a, x, &st), f->ctx);
-        diffsde_i_adaptive_times(a, t);
-        for (size_t i = 0; i < NB; i++) {
-            if (tprev[i] == default_eps(f->vp))
-                continue; /* done: no attempt, no request */
-            size_t req = 0;
-            for (size_t k = before; k < nlog.count; k++) {
-                if (nlog.sample[k] != 10 + i)
-                    continue;
-                assert_int_equal(nlog.stream[k], DIFFSDE_STREAM_PREDICTOR);
-                assert_int_equal(nlog.step[k], acc[i]);
-                req++;
+    size_t kinds[3][2] = {{0}}, taken = 0, worst_depth = 0;
+    double worst_cons = 0;
+    pr.c = 0.25;
+    for (uint64_t g = 10; g < 15; g++) {
+        memset(&nlog, 0, sizeof nlog);
+        nlog.fail_step = -1;
+        ref_path rp;
+        memset(&rp, 0, sizeof rp);
+        double x[2] = {0, 0}, t = 1, mag = 0;
+        ok(diffsde_i_adaptive_start(a, cb, g), f->ctx);
+        size_t attempts = 0;
+        while (!diffsde_i_adaptive_done(a)) {
+            pr.t0 = t;
+            memcpy(pr.x0, x, sizeof x);
+            pr.seen = 0;
+            size_t before = nlog.count;
+            ok(diffsde_i_adaptive_step(a, x, NULL), f->ctx);
+            attempts++;
+            assert_int_equal(pr.seen, 1);
+            double W[2], tnow;
+            ref_attempt at;
+            ref_increment(&rp, SEED, g, t, pr.tp, W, &at);
+            assert_int_equal(nlog.count - before, at.draw ? 1 : 0);
+            if (at.draw) {
+                assert_int_equal(nlog.stream[before], at.draw == 1 ? DIFFSDE_STREAM_PREDICTOR
+                                                                   : DIFFSDE_STREAM_BRIDGE);
+                assert_int_equal(nlog.step[before], at.step);
+                assert_int_equal(nlog.sample[before], g);
             }
-            /* a retry after a rejection reuses the cached draw of the same step */
-            assert_int_equal(req, last_rejected[i] ? 0 : 1);
-            last_rejected[i] = t[i] == tprev[i];
-            if (t[i] == tprev[i])
-                rej[i]++;
-            else
-                acc[i]++;
+            for (int j = 0; j < 2; j++) {
+                assert_true(pr.x0[j] + W[j] == pr.xp[j]);
+                mag += fabs(W[j]) + (at.draw == 1 ? fabs(at.part[j]) : 0);
+            }
+            diffsde_i_adaptive_times(a, &tnow);
+            int accepted = tnow != t;
+            /* E = 0: only the rule rejects */
+            assert_int_equal(accepted, fabs(pr.xp[0] - pr.x0[0]) <= pr.c);
+            if (accepted) {
+                assert_true(tnow == pr.tp);
+                assert_memory_equal(x, pr.xp, sizeof x);
+            }
+            kinds[at.draw][accepted]++;
+            taken += at.pop;
+            ref_commit(&rp, &at, accepted);
+            if (rp.depth > worst_depth)
+                worst_depth = rp.depth;
+            t = tnow;
         }
-        memcpy(tprev, t, sizeof t);
+        assert_true(t == eps);
+        assert_int_equal(rp.depth, 0);
+        assert_int_equal(nlog.count, rp.nf + rp.nb);
+        for (int j = 0; j < 2; j++) {
+            double bound = 8 * DBL_EPSILON * (double)(attempts + 1) * (mag + fabs(x[j]));
+            assert_close(x[j], rp.fresh[j], 0, bound);
+            worst_cons = fmax(worst_cons, fabs(x[j] - rp.fresh[j]) / bound);
+        }
     }
-    assert_true(nlog.count < MAXREQ);
-    uint64_t racc = 0, rrej = 0;
-    for (size_t i = 0; i < NB; i++) {
-        racc += acc[i];
-        rrej += rej[i];
+    for (int k = 0; k < 3; k++)
+        for (int acc = 0; acc < 2; acc++)
+            assert_true(kinds[k][acc] > 0); /* every case met, accepted and rejected */
+    assert_true(taken > 0);
+    print_message("# path bookkeeping, 5 samples: attempts with a fresh draw %zu/%zu "
+                  "(accepted/rejected), a bridge draw %zu/%zu, no draw %zu/%zu; %zu pieces "
+                  "taken whole; memory up to %zu pieces; conservation error at most %.2g of "
+                  "its rounding bound\n",
+                  kinds[1][1], kinds[1][0], kinds[2][1], kinds[2][0], kinds[0][1], kinds[0][0],
+                  taken, worst_depth, worst_cons);
+    diffsde_noise_free(cb);
+
+    /* (2) The law: whatever the rejections, x_ε − x_T = W(ε) − W(T) ~ N(0, (1 − ε) I)
+     * exactly (no discretisation error: the drift is zero). Philox seed SEED, samples 0 ..
+     * NP − 1 (x_T = 0), the same rule (the increment's first coordinate ≤ 0.25 in size):
+     * the mean and the variance of both coordinates within 4 standard errors (4 statistics,
+     * false alarm ≤ 4 × 6.3e-5 = 2.5e-4). Retrying with the same normals at a smaller h
+     * fails this grossly: the accepted steps shrink where |z_0| is large, and the variance of
+     * the first coordinate came out 0.17 of the exact one (z = −83) with that solver. */
+    enum { NP = 20000 };
+    double s1[2] = {0, 0}, s2[2] = {0, 0};
+    uint64_t acc = 0, rej = 0;
+    for (uint64_t g = 0; g < NP; g++) {
+        double x[2] = {0, 0};
+        diffsde_sampler_stats st;
+        memset(&st, 0, sizeof st);
+        ok(diffsde_i_adaptive_start(a, f->noise, g), f->ctx);
+        pr.t0 = 1;
+        while (!diffsde_i_adaptive_done(a)) {
+            memcpy(pr.x0, x, sizeof x);
+            ok(diffsde_i_adaptive_step(a, x, &st), f->ctx);
+            diffsde_i_adaptive_times(a, &pr.t0);
+        }
+        acc += st.accepted;
+        rej += st.rejected;
+        for (int j = 0; j < 2; j++) {
+            s1[j] += x[j];
+            s2[j] += x[j] * x[j];
+        }
     }
-    assert_int_equal(racc, st.accepted);
-    assert_int_equal(rrej, st.rejected);
-    assert_true(st.rejected > 0);
-    /* the same draws as the Philox source: the same samples, bit for bit */
-    run_rec r;
-    rec_init(&r, NB, 2);
-    ok(run_adaptive(f->ctx, f->vp, sc, &o, f->noise, 10, &r), f->ctx);
-    assert_memory_equal(r.x, x, sizeof x);
-    print_message("# noise reuse, rtol 0.002: %llu accepted, %llu rejected, %zu predictor "
-                  "draws requested\n",
-                  (unsigned long long)st.accepted, (unsigned long long)st.rejected,
-                  nlog.count - NB);
-    rec_free(&r);
+    double var = 1 - eps, zs[4];
+    for (int j = 0; j < 2; j++) {
+        zs[2 * j] = s1[j] / NP / sqrt(var / NP);
+        zs[2 * j + 1] = (s2[j] / NP - var) / (var * sqrt(2.0 / NP)); /* known mean 0 */
+    }
+    print_message("# path law, n = %d, rule |W_0| <= 0.25: %.1f accepted, %.1f rejected per "
+                  "sample; x_eps: mean z %+.2f %+.2f, variance z %+.2f %+.2f (variance ratio "
+                  "%.4f %.4f)\n",
+                  NP, (double)acc / NP, (double)rej / NP, zs[0], zs[2], zs[1], zs[3],
+                  s2[0] / NP / var, s2[1] / NP / var);
+    for (int k = 0; k < 4; k++)
+        assert_true(fabs(zs[k]) < 4);
+    assert_true(rej > NP); /* the rule did reject */
     diffsde_i_adaptive_free(a);
     diffsde_score_free(sc);
-    diffsde_noise_free(cb);
+    diffsde_sde_free(bm);
+}
+
+/* The path memory unit itself (adaptive_path.h), driven by a script of targets and outcomes
+ * for one sample (global index 7, Philox seed SEED) against the memory written out here:
+ * 32 nested rejections fill it; then a rejection in each of the three layouts that overflow
+ * (the split piece high up, the split piece the lowest, a fresh part below all pieces), each
+ * merging two pieces; then acceptances taking pieces and splitting one, covering exactly,
+ * and drawing fresh below all. After every attempt: the same plan, the same increment bit for
+ * bit, the same pieces, and the sum of the fresh increments equal to the accepted increments
+ * plus the stored pieces within a rounding bound. */
+static void test_path_memory(void **state)
+{
+    fixture *f = *state;
+    size_t bytes = 0;
+    assert_int_equal(diffsde_i_apath_bytes(1, 2, &bytes), 0);
+    assert_int_equal(diffsde_i_apath_bytes(SIZE_MAX / 4, 3, &bytes), -1);
+    unsigned char *mem = malloc(bytes), *cur = mem;
+    assert_non_null(mem);
+    diffsde_i_apath ap;
+    diffsde_i_apath_carve(&ap, 1, 2, &cur);
+    assert_true(cur == mem + bytes);
+    diffsde_i_apath_reset(&ap);
+    ref_path rp;
+    memset(&rp, 0, sizeof rp);
+    const size_t act[1] = {0};
+    double t = 1, acc[2] = {0, 0}, mag = 0;
+    size_t kinds[3][2] = {{0}};
+    for (int step = 0; step < 40; step++) {
+        double u;
+        int accept = 0;
+        size_t dp = ap.depth[0];
+        if (step < 33)
+            u = 1 - ldexp(1, -(step + 1)); /* nested rejections: 1/2, 3/4, ... */
+        else if (step == 33)
+            u = 0.5 * (ap.lo[0] + ap.lo[1]); /* inside the lowest piece */
+        else if (step == 34)
+            u = 0.5 * ap.lo[0]; /* below every piece */
+        else if (step == 35)
+            u = ap.lo[dp - 1] + 0.25 * (t - ap.lo[dp - 1]); /* accepted: split the top */
+        else if (step == 36)
+            u = ap.lo[dp - 3]; /* rejected, then accepted: exact cover */
+        else if (step == 37) {
+            u = ap.lo[dp - 3];
+            accept = 1;
+        } else if (step == 38)
+            u = 0.5 * (ap.lo[dp - 2] + ap.lo[dp - 1]); /* accepted: pieces, then a split */
+        else
+            u = 0.5 * ap.lo[0]; /* accepted: everything, then fresh */
+        if (step == 35 || step >= 38)
+            accept = 1;
+        double W[2], z[2];
+        ref_attempt at;
+        ref_increment(&rp, SEED, 7, t, u, W, &at);
+        diffsde_i_apath_plan(&ap, 0, 0, t, u);
+        assert_int_equal(ap.draw[0], at.draw);
+        assert_int_equal(ap.npop[0], at.pop);
+        diffsde_i_apath_failure fl;
+        ok(diffsde_i_apath_draw(&ap, act, 1, f->noise, 7, &fl), f->ctx);
+        diffsde_i_apath_make(&ap, act, 1, z);
+        assert_memory_equal(z, W, sizeof W);
+        diffsde_i_apath_commit(&ap, 0, 0, accept);
+        ref_commit(&rp, &at, accept);
+        kinds[at.draw][accept]++;
+        assert_int_equal(ap.depth[0], rp.depth);
+        assert_memory_equal(ap.lo, rp.lo, rp.depth * sizeof *ap.lo);
+        for (size_t q = 0; q < rp.depth; q++)
+            assert_memory_equal(ap.w + 2 * q, rp.w[q], sizeof rp.w[q]);
+        if (accept) {
+            t = u;
+            for (int j = 0; j < 2; j++)
+                acc[j] += W[j];
+        }
+        for (int j = 0; j < 2; j++) {
+            double stored = 0;
+            for (size_t q = 0; q < rp.depth; q++)
+                stored += rp.w[q][j];
+            mag += fabs(W[j]) + fabs(at.part[j]);
+            double bound = 8 * DBL_EPSILON * (step + 1) * (mag + fabs(stored) + fabs(acc[j]));
+            assert_close(acc[j] + stored, rp.fresh[j], 0, bound);
+        }
+        if (step == 31)
+            assert_int_equal(ap.depth[0], DIFFSDE_I_ADAPTIVE_MAX_PIECES);
+    }
+    assert_int_equal(ap.merges, 3);
+    assert_int_equal(rp.merges, 3);
+    assert_int_equal(ap.max_depth, DIFFSDE_I_ADAPTIVE_MAX_PIECES);
+    assert_int_equal(ap.depth[0], 0);
+    for (int k = 0; k < 3; k++)
+        for (int a = 0; a < 2; a++)
+            assert_true(kinds[k][a] > 0);
+    free(mem);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -659,12 +998,25 @@ typedef enum fault {
     FAULT_NONE,
     FAULT_NAN_ROW,     /* NaN in rows with t < 0.5 and x0 > 2 */
     FAULT_NAN_CALL,    /* NaN in row 0 of call number `call` when it has several rows */
-    FAULT_RETRY_TIMES, /* > 0 when a row's t ∈ (2ε, 0.5) has its two low mantissa bits zero */
+    FAULT_RETRY_TIMES, /* > 0 for a quarter of the t ∈ (2ε, 0.5): a mixing hash of t's bits
+                          (not its low bits, nor a linear hash: the times of the steps
+                          can be arithmetic progressions, on which those repeat) */
     FAULT_RETRY_T0,    /* > 0 when a row is at t = T */
     FAULT_RETRY_ALL,   /* > 0 whenever a row is below t = T: every attempt fails */
     FAULT_RETRY_CALL,  /* > 0 at call number `call` only: a transient failure */
     FAULT_FATAL_CALL   /* -3 at call number `call` */
 } fault;
+
+/* MurmurHash3's 64-bit finaliser: a bijection mixing every bit into every bit. */
+static uint64_t mix64(uint64_t v)
+{
+    v ^= v >> 33;
+    v *= UINT64_C(0xff51afd7ed558ccd);
+    v ^= v >> 33;
+    v *= UINT64_C(0xc4ceb9fe1a85ec53);
+    v ^= v >> 33;
+    return v;
+}
 
 typedef struct faulty {
     diffsde_score *exact;
@@ -694,7 +1046,7 @@ static int faulty_cb(size_t n, size_t d, const double *t, const double *x, doubl
                 out[0] = NAN;
             break;
         case FAULT_RETRY_TIMES:
-            if (t[i] > 2 * eps && t[i] < 0.5 && (bits & 3) == 0)
+            if (t[i] > 2 * eps && t[i] < 0.5 && mix64(bits) >> 62 == 0)
                 return 1;
             break;
         case FAULT_RETRY_T0:
@@ -717,6 +1069,19 @@ static int faulty_cb(size_t n, size_t d, const double *t, const double *x, doubl
             break;
         }
     }
+    return 0;
+}
+
+/* For the probe SDE: 0 at t = 1 (the initial state); at t' < 1 a constant score making
+ * x'' − x' = ½ (1 − t') s = 1.01 atol (atol = 0.01) in every coordinate: E = 1.01. */
+static int stubborn_cb(size_t n, size_t d, const double *t, const double *x, double *out,
+                       void *user)
+{
+    (void)x;
+    (void)user;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++)
+            out[i * d + j] = t[i] == 1.0 ? 0 : 2 * 1.01 * 0.01 / (1 - t[i]);
     return 0;
 }
 
@@ -826,6 +1191,37 @@ static void test_failures(void **state)
     assert_int_equal(k, 15);
     diffsde_i_adaptive_free(a);
 
+    /* The path memory's limit: every attempt rejected with E = 1.01 (h × 0.892), each
+     * rejection storing one more piece, up to 32; from the 33rd rejection on, each one merges
+     * two pieces, and nothing fails until the step size underflows (0.00999 × 0.892^k <
+     * 2^-53 from k ≈ 290 on). */
+    diffsde_sde_user def = {probe_zero, probe_one, probe_one, probe_sigma, NULL, 1.0, 0};
+    diffsde_sde *bm;
+    ok(diffsde_sde_new_user(f->ctx, &def, &bm), f->ctx);
+    diffsde_score *st_sc;
+    ok(diffsde_score_new(f->ctx, stubborn_cb, NULL, DIFFSDE_PARAM_SCORE, &st_sc), f->ctx);
+    o = adaptive_opt(1e-9, 0.01);
+    ok(diffsde_i_adaptive_new(f->ctx, bm, st_sc, &o, 3, 2, &a), f->ctx);
+    memset(x, 0, sizeof x);
+    ok(diffsde_i_adaptive_start(a, f->noise, 0), f->ctx);
+    k = step_until_failure(f, a, 3, x, DIFFSDE_ECONVERGENCE, "underflows", "sample 0");
+    size_t maxp;
+    uint64_t merges;
+    diffsde_i_adaptive_path_info(a, &maxp, &merges);
+    assert_true(k > 250);
+    assert_int_equal(maxp, DIFFSDE_I_ADAPTIVE_MAX_PIECES);
+    /* every rejection from the 33rd on merges, but those whose t' rounds onto a stored end
+     * (near the underflow) draw nothing and store nothing */
+    assert_true(merges <= 3 * (k - DIFFSDE_I_ADAPTIVE_MAX_PIECES) && merges > 3 * 200);
+    diffsde_i_adaptive_path_info(NULL, &maxp, NULL);
+    assert_int_equal(maxp, 0);
+    print_message("# path memory limit: %zu rejections in a row, %llu merges over 3 samples, "
+                  "then underflow\n",
+                  k, (unsigned long long)merges);
+    diffsde_i_adaptive_free(a);
+    diffsde_score_free(st_sc);
+    diffsde_sde_free(bm);
+
     /* Recoverable at (x', t'): rejected and retried; results still batch-independent. */
     fy.kind = FAULT_RETRY_TIMES;
     o = adaptive_opt(0.05, 0.01);
@@ -865,6 +1261,68 @@ static void test_failures(void **state)
     rec_free(&one);
     rec_free(&clean);
     rec_free(&one7);
+    diffsde_score_free(sc);
+    diffsde_score_free(exact);
+}
+
+/* A failed step call changes nothing: made again once the failure is gone (a fatal score
+ * status at call 3, 8 or 20; a noise source failing once at predictor step 2 or 9), the run
+ * ends bit for bit as the run without failure, with the same accepted and rejected counts:
+ * the path memories and draw counters are only written by a successful call. */
+static void test_redo(void **state)
+{
+    fixture *f = *state;
+    enum { NR2 = 16 };
+    diffsde_score *exact, *sc;
+    ok(diffsde_gmm_score_new(f->ring8, f->vp, &exact), f->ctx);
+    faulty fy = {exact, f->vp, FAULT_NONE, 0, 0};
+    ok(diffsde_score_new(f->ctx, faulty_cb, &fy, DIFFSDE_PARAM_SCORE, &sc), f->ctx);
+    diffsde_sampler_options o = adaptive_opt(0.05, 0.01);
+    static noise_log nlog;
+    diffsde_noise *cb;
+    ok(diffsde_noise_new_callback(f->ctx, log_noise, &nlog, &cb), f->ctx);
+    run_rec clean;
+    rec_init(&clean, NR2, 2);
+    ok(run_adaptive(f->ctx, f->vp, sc, &o, f->noise, 0, &clean), f->ctx);
+    diffsde_i_adaptive *a;
+    ok(diffsde_i_adaptive_new(f->ctx, f->vp, sc, &o, NR2, 2, &a), f->ctx);
+    const long calls[3] = {3, 8, 20};
+    const int steps[2] = {2, 9};
+    for (int c = 0; c < 5; c++) {
+        double x[NR2 * 2];
+        ok(diffsde_sde_prior_sample(f->vp, f->noise, 0, NR2, 2, x), f->ctx);
+        memset(&nlog, 0, sizeof nlog);
+        nlog.fail_step = -1;
+        const diffsde_noise *src = f->noise;
+        if (c < 3) {
+            fy.kind = FAULT_FATAL_CALL;
+            fy.calls = 0;
+            fy.call = calls[c];
+        } else {
+            src = cb;
+            nlog.fail_step = steps[c - 3];
+            nlog.fail_once = 1;
+        }
+        ok(diffsde_i_adaptive_start(a, src, 0), f->ctx);
+        diffsde_sampler_stats st;
+        memset(&st, 0, sizeof st);
+        size_t fails = 0;
+        while (!diffsde_i_adaptive_done(a)) {
+            int rc = diffsde_i_adaptive_step(a, x, &st);
+            if (rc != DIFFSDE_OK) {
+                assert_int_equal(rc, DIFFSDE_ECALLBACK);
+                fails++;
+                fy.kind = FAULT_NONE;
+            }
+        }
+        assert_int_equal(fails, 1);
+        assert_memory_equal(x, clean.x, sizeof x);
+        assert_int_equal(st.accepted, clean.st.accepted);
+        assert_int_equal(st.rejected, clean.st.rejected);
+    }
+    diffsde_i_adaptive_free(a);
+    rec_free(&clean);
+    diffsde_noise_free(cb);
     diffsde_score_free(sc);
     diffsde_score_free(exact);
 }
@@ -1062,8 +1520,10 @@ int main(void)
         cmocka_unit_test(test_batch_independence),
         cmocka_unit_test(test_gaussian),
         cmocka_unit_test(test_ring8),
-        cmocka_unit_test(test_noise_reuse),
+        cmocka_unit_test(test_path),
+        cmocka_unit_test(test_path_memory),
         cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_redo),
         cmocka_unit_test(test_arguments),
         cmocka_unit_test(test_allocation),
         cmocka_unit_test(test_driver),

@@ -13,7 +13,9 @@
  *   ("mala", needs the model's log-density: diffsde_score_set_logp()), or none;
  * - "pc": at each level a corrector (K steps) then a predictor;
  * - "adaptive-sde": per-sample step control with Euler–Maruyama paired with improved Euler on
- *   the same noise (Jolicoeur-Martineau et al. 2021).
+ *   the same noise (Jolicoeur-Martineau et al. 2021); a rejected step's Brownian increment is
+ *   kept and split with Brownian bridges for the retry (rejection sampling with memory,
+ *   Rackauckas & Nie 2017), so that each sample's accepted steps follow one Brownian path.
  *
  * ## Time grids
  * Default: N predictor steps on t_i = T − i (T − ε)/N, i = 0..N; at level i the correctors
@@ -29,9 +31,13 @@
  * Prior: stream ::DIFFSDE_STREAM_PRIOR, step 0. Predictor at level i: stream
  * ::DIFFSDE_STREAM_PREDICTOR, step i. Corrector step k at level i: stream
  * ::DIFFSDE_STREAM_CORRECTOR, step i·K + k (MALA's accept uniform: ::DIFFSDE_STREAM_ACCEPT, same
- * step). Adaptive solver: stream ::DIFFSDE_STREAM_PREDICTOR, step = the sample's number of
- * accepted steps, so a rejected step is retried with the same draw. Sample i of a run uses
- * global sample index sample0 + i: the result is bit-identical whatever the batch split.
+ * step). Adaptive solver: each attempt of a sample draws at most one row; the sample's k-th
+ * fresh Brownian increment (its path beyond what it has drawn) uses stream
+ * ::DIFFSDE_STREAM_PREDICTOR, step k, and its k-th Brownian-bridge split of an increment
+ * already drawn (the retries after rejections) uses stream ::DIFFSDE_STREAM_BRIDGE, step k
+ * (k = 0, 1, ... counted per sample); without rejections the k-th step uses
+ * (::DIFFSDE_STREAM_PREDICTOR, k). Sample i of a run uses global sample index sample0 + i: the
+ * result is bit-identical whatever the batch split.
  *
  * ## Lifecycle
  * diffsde_sampler_new() (validates the options) → diffsde_sampler_init() (sizes the workspace —

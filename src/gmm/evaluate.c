@@ -3,21 +3,24 @@
  *
  * Points are grouped by equal t (within windows of DIFFSDE_I_GMM_BLOCK consecutive points, so
  * that no index array of size n is needed) and processed in blocks of at most
- * DIFFSDE_I_GMM_BLOCK points sharing one factorisation. For each component k the block's
- * residual rows R = X − α μ_kᵀ are solved with two BLAS-3 triangular solves,
+ * DIFFSDE_I_GMM_BLOCK points sharing one factorisation, by one of two paths:
+ * - D ≤ small_dim_max (DIFFSDE_I_GMM_SMALL_DIM): evaluate_small.c, hand-written substitutions
+ *   vectorised over the points and a two-pass log-sum-exp, computing only what is requested;
+ * - larger D, here: for each component k the block's residual rows R = X − α μ_kᵀ are solved
+ *   with two BLAS-3 triangular solves,
  *     Y = R L_k⁻ᵀ (rows L_k⁻¹ r: ‖y‖² is the Mahalanobis distance),  Z = Y L_k⁻¹ (rows C_k⁻¹ r),
- * (hand-written substitutions for small D, where the BLAS call overhead dominates). The
- * component score is s_k = −C_k⁻¹ r. Components are combined in one pass with a running
- * log-sum-exp (the maximum log term so far, and weights w_k = exp(a_k − max) ≤ 1, rescaled
- * when the maximum grows): the weighted sum A = Σ w_k s_k (so that s = A/W has rounding
- * error ~ε Σ γ_k |s_k|, whatever the order of the components) and West's weighted update of
- * the sum of squared deviations S = Σ w_k ‖s_k − s‖² (a sum of non-negative terms), so that
+ *   and the components are combined in one pass with a running log-sum-exp (the maximum log
+ *   term so far, and weights w_k = exp(a_k − max) ≤ 1, rescaled when the maximum grows): the
+ *   weighted sum A = Σ w_k s_k of the component scores s_k = −C_k⁻¹ r (so that s = A/W has
+ *   rounding error ~ε Σ γ_k |s_k|, whatever the order of the components) and, for the
+ *   divergence only, West's weighted update of S = Σ w_k ‖s_k − s‖² (non-negative terms).
+ * Both form
  *     s   = Σ γ_k s_k                         (the weighted mean),
  *     div = Σ γ_k ‖s_k − s‖² − Σ γ_k tr C_k⁻¹  (= Σ γ_k (‖s_k‖² − tr C_k⁻¹) − ‖s‖²)
- * are formed without the cancellation of ‖s‖² against Σ γ_k ‖s_k‖² far from the modes.
+ * without the cancellation of ‖s‖² against Σ γ_k ‖s_k‖² far from the modes.
  *
- * Every point's arithmetic is independent of the rest of the batch (see solve_blas), so the
- * results do not depend on how a batch is grouped or blocked.
+ * Every point's arithmetic is independent of the rest of the batch (see solve_blas and
+ * evaluate_small.c), so the results do not depend on how a batch is grouped or blocked.
  */
 #include <cblas.h>
 #include <math.h>
@@ -32,6 +35,7 @@ void diffsde_gmm_eval_free(diffsde_gmm_eval *ev)
     diffsde_ctx *ctx = ev->ctx;
     for (size_t i = 0; i < DIFFSDE_I_GMM_SLOTS; i++) {
         diffsde_i_free(ctx, ev->slot[i].L);
+        diffsde_i_free(ctx, ev->slot[i].rdiag);
         diffsde_i_free(ctx, ev->slot[i].logc);
         diffsde_i_free(ctx, ev->slot[i].trinv);
     }
@@ -61,8 +65,9 @@ int diffsde_gmm_eval_new(const diffsde_gmm *gmm, const diffsde_sde *sde, diffsde
         return diffsde_i_fail(ctx, DIFFSDE_ENULL, "%s: out is NULL", fn);
     if (!gmm->finalized)
         return diffsde_i_fail(ctx, DIFFSDE_ESTATE, "%s: the model is not finalised", fn);
-    size_t D = gmm->dim, K = gmm->K, B = DIFFSDE_I_GMM_BLOCK, nmat, nbd, nbk;
-    if (diffsde_i_mul_size(K, D * D, &nmat) || diffsde_i_mul_size(B, D, &nbd) ||
+    size_t D = gmm->dim, K = gmm->K, B = DIFFSDE_I_GMM_BLOCK, nmat, nkd, nbd, nbk;
+    if (diffsde_i_mul_size(K, D * D, &nmat) || diffsde_i_mul_size(K, D, &nkd) ||
+        diffsde_i_mul_size(B, D, &nbd) ||
         diffsde_i_mul_size(B, K, &nbk))
         return diffsde_i_fail(ctx, DIFFSDE_ESIZE,
                               "%s: %zu components of dimension %zu overflow size_t", fn, K, D);
@@ -82,6 +87,7 @@ int diffsde_gmm_eval_new(const diffsde_gmm *gmm, const diffsde_sde *sde, diffsde
     int ok = 1;
     for (size_t i = 0; i < DIFFSDE_I_GMM_SLOTS && ok; i++) {
         ok = (ev->slot[i].L = diffsde_i_calloc(ctx, nmat, sizeof(double))) &&
+             (ev->slot[i].rdiag = diffsde_i_calloc(ctx, nkd, sizeof(double))) &&
              (ev->slot[i].logc = diffsde_i_calloc(ctx, K, sizeof(double))) &&
              (ev->slot[i].trinv = diffsde_i_calloc(ctx, K, sizeof(double)));
     }
@@ -106,34 +112,8 @@ int diffsde_gmm_eval_new(const diffsde_gmm *gmm, const diffsde_sde *sde, diffsde
     return DIFFSDE_OK;
 }
 
-/* Rows of W (nb × D) ← rows L⁻¹ w (forward substitution), qn[b] = ‖L⁻¹ w_b‖²; then, if
- * back, rows L⁻ᵀ L⁻¹ w (back substitution). The small-D path. */
-static void solve_small(size_t nb, size_t D, const double *L, double *W, double *qn, int back)
-{
-    for (size_t b = 0; b < nb; b++) {
-        double *w = W + b * D, q = 0;
-        for (size_t j = 0; j < D; j++) {
-            const double *Lj = L + j * D;
-            double v = w[j];
-            for (size_t l = 0; l < j; l++)
-                v -= Lj[l] * w[l];
-            v /= Lj[j];
-            w[j] = v;
-            q += v * v;
-        }
-        qn[b] = q;
-        if (!back)
-            continue;
-        for (size_t j = D; j-- > 0;) {
-            double v = w[j];
-            for (size_t l = j + 1; l < D; l++)
-                v -= L[l * D + j] * w[l];
-            w[j] = v / L[j * D + j];
-        }
-    }
-}
-
-/* The same with two cblas_dtrsm calls over the block. */
+/* Rows of W (nb × D) ← rows L⁻¹ w, qn[b] = ‖L⁻¹ w_b‖²; then, if back, rows L⁻ᵀ L⁻¹ w: two
+ * cblas_dtrsm calls over the block. */
 static void solve_blas(size_t nb, size_t D, const double *L, double *W, double *qn, int back)
 {
     /* OpenBLAS's dtrsm computes a row by different code paths depending on where it falls
@@ -163,13 +143,19 @@ typedef struct outputs {
     double *logp, *score, *div, *resp;
 } outputs;
 
-/* Evaluate the nb points ev->idx[0..nb) of x, all at the time of factor slot f. */
-static int process_block(diffsde_gmm_eval *ev, const diffsde_i_gmm_factor *f, size_t nb,
-                         const double *x, const outputs *o, const char *fn)
+/* ---- the BLAS path ----------------------------------------------------------------------- */
+
+/*
+ * Points ev->idx[0..nb) of x, all at the time of factor slot f, component by component with
+ * two dtrsm over the block and a one-pass log-sum-exp (the O(K D) bookkeeping per point is
+ * negligible beside the O(K D²) solves, and one pass needs no storage per component).
+ */
+static int block_blas(diffsde_gmm_eval *ev, const diffsde_i_gmm_factor *f, size_t nb,
+                      const double *x, const outputs *o, const char *fn)
 {
     const diffsde_gmm *g = ev->gmm;
     size_t D = ev->dim, K = ev->K;
-    int need_z = o->score || o->div, need_tr = o->div != NULL;
+    int need_z = o->score || o->div, need_div = o->div != NULL;
     double a = f->alpha;
     double *xb = ev->xb, *W = ev->work, *acc = ev->acc, *dss = ev->dss, *lt = ev->lterm;
     for (size_t b = 0; b < nb; b++) {
@@ -185,10 +171,7 @@ static int process_block(diffsde_gmm_eval *ev, const diffsde_i_gmm_factor *f, si
             for (size_t j = 0; j < D; j++)
                 W[b * D + j] = xb[b * D + j] - a * mu[j];
         double *qn = ev->qn;
-        if (D <= ev->small_dim_max)
-            solve_small(nb, D, L, W, qn, need_z);
-        else
-            solve_blas(nb, D, L, W, qn, need_z);
+        solve_blas(nb, D, L, W, qn, need_z);
         for (size_t b = 0; b < nb; b++) {
             double lk = f->logc[k] - 0.5 * qn[b];
             lt[b * K + k] = lk;
@@ -218,23 +201,27 @@ static int process_block(diffsde_gmm_eval *ev, const diffsde_i_gmm_factor *f, si
                 continue;
             double wold = ev->wsum[b], wnew = wold + w;
             ev->wsum[b] = wnew;
-            if (need_tr)
+            if (need_div)
                 ev->trw[b] += w * f->trinv[k];
             if (!need_z)
                 continue;
-            /* s_k = −z. A = Σ w_k s_k (the mean is A/W); West's update of the squared
-             * deviations, S += w (W_old/W_new) ‖s_k − A/W_old‖², a sum of terms ≥ 0. */
-            double *A = acc + b * D;
+            /* s_k = −z. A = Σ w_k s_k (the mean is A/W); for div, West's update of the
+             * squared deviations, S += w (W_old/W_new) ‖s_k − A/W_old‖², terms ≥ 0. */
+            double *Ab = acc + b * D;
             const double *z = W + b * D;
-            if (wold == 0) {
-                for (size_t j = 0; j < D; j++)
-                    A[j] = -w * z[j];
+            if (wold == 0 || !need_div) {
+                if (wold == 0)
+                    for (size_t j = 0; j < D; j++)
+                        Ab[j] = -w * z[j];
+                else
+                    for (size_t j = 0; j < D; j++)
+                        Ab[j] -= w * z[j];
                 continue;
             }
             double inv = 1.0 / wold, d2 = 0;
             for (size_t j = 0; j < D; j++) {
-                double d = -z[j] - A[j] * inv;
-                A[j] -= w * z[j];
+                double d = -z[j] - Ab[j] * inv;
+                Ab[j] -= w * z[j];
                 d2 += d * d;
             }
             dss[b] += w * (wold / wnew) * d2;
@@ -268,6 +255,19 @@ static int process_block(diffsde_gmm_eval *ev, const diffsde_i_gmm_factor *f, si
     return DIFFSDE_OK;
 }
 
+/* Evaluate the nb points ev->idx[0..nb) of x, all at time t0. */
+static int process_block(diffsde_gmm_eval *ev, double t0, size_t nb, const double *x,
+                         const outputs *o, const char *fn)
+{
+    diffsde_i_gmm_factor *f;
+    int st = diffsde_i_gmm_factor_get(ev, t0, o->div != NULL, &f, fn);
+    if (st != DIFFSDE_OK)
+        return st;
+    if (ev->dim > ev->small_dim_max)
+        return block_blas(ev, f, nb, x, o, fn);
+    return diffsde_i_gmm_eval_small(ev, f, nb, x, o->logp, o->score, o->div, o->resp, fn);
+}
+
 int diffsde_gmm_evaluate(diffsde_gmm_eval *ev, size_t n, const double *t, const double *x,
                          double *logp, double *score, double *div, double *resp)
 {
@@ -279,8 +279,13 @@ int diffsde_gmm_evaluate(diffsde_gmm_eval *ev, size_t n, const double *t, const 
     if (!x || (!t && ev->sde))
         return diffsde_i_fail(ev->ctx, DIFFSDE_ENULL, "%s: %s is NULL with n = %zu", fn,
                               !x ? "x" : "t", n);
-    size_t D = ev->dim, B = DIFFSDE_I_GMM_BLOCK;
-    for (size_t i = 0; i < n; i++) {
+    size_t D = ev->dim, B = DIFFSDE_I_GMM_BLOCK, nsame = 1; /* t[0..nsame) equal */
+    while (ev->sde && nsame < n && t[nsame] == t[0])
+        nsame++;
+    int inputs_ok = (!ev->sde || (t[0] >= 0 && t[0] <= ev->T)) &&
+                    diffsde_i_gmm_inputs_ok(n * D, x, n - nsame, ev->sde ? t + nsame : NULL,
+                                            ev->T);
+    for (size_t i = 0; !inputs_ok && i < n; i++) { /* find the first offender */
         int st = diffsde_i_gmm_check_time(ev, ev->sde ? t[i] : 0.0, i, fn);
         if (st != DIFFSDE_OK)
             return st;
@@ -294,7 +299,19 @@ int diffsde_gmm_evaluate(diffsde_gmm_eval *ev, size_t n, const double *t, const 
     if (!logp && !score && !div && !resp)
         return DIFFSDE_OK;
     for (size_t w0 = 0; w0 < n; w0 += B) {
-        size_t wn = n - w0 < B ? n - w0 : B, first = 0;
+        size_t wn = n - w0 < B ? n - w0 : B, first = 0, same = 1;
+        if (!ev->sde || w0 + wn <= nsame)
+            same = wn;
+        while (same < wn && t[w0 + same] == t[w0])
+            same++;
+        if (same == wn) { /* one time in the window (the usual case): one block */
+            for (size_t j = 0; j < wn; j++)
+                ev->idx[j] = w0 + j;
+            int st = process_block(ev, ev->sde ? t[w0] : 0.0, wn, x, &o, fn);
+            if (st != DIFFSDE_OK)
+                return st;
+            continue;
+        }
         memset(ev->done, 0, wn);
         for (;;) {
             while (first < wn && ev->done[first])
@@ -308,10 +325,7 @@ int diffsde_gmm_evaluate(diffsde_gmm_eval *ev, size_t n, const double *t, const 
                     ev->done[j] = 1;
                     ev->idx[nb++] = w0 + j;
                 }
-            diffsde_i_gmm_factor *f;
-            int st = diffsde_i_gmm_factor_get(ev, t0, div != NULL, &f, fn);
-            if (st == DIFFSDE_OK)
-                st = process_block(ev, f, nb, x, &o, fn);
+            int st = process_block(ev, t0, nb, x, &o, fn);
             if (st != DIFFSDE_OK)
                 return st;
         }

@@ -1,7 +1,8 @@
 /*
  * The evaluator's per-t factor cache: for the two most recently used distinct times, the
  * lower Cholesky factors L_k of C_k(t) = α²Σ_k + σ²I (dpotrf on the lower triangle), the
- * log normalising constants log w_k − ½ log det C_k − (D/2) log 2π and, on demand, tr C_k⁻¹.
+ * reciprocals of their diagonals, the log normalising constants
+ * log w_k − ½ log det C_k − (D/2) log 2π and, on demand, tr C_k⁻¹.
  *
  * C_k(t) is SPD for every t: Σ_k is SPD (checked when added) and α > 0, σ ≥ 0, so for t → 0
  * (σ → 0) the factorisation tends to that of α²Σ_k and stays defined even when Σ_k is nearly
@@ -91,9 +92,11 @@ static int compute_factors(diffsde_gmm_eval *ev, diffsde_i_gmm_factor *f, double
                                       "(alpha = %.17g, sigma = %.17g, dpotrf info %d)",
                                       fn, k, t, a, s, (int)info);
         }
-        double ld = 0;
-        for (size_t j = 0; j < D; j++)
+        double ld = 0, *rd = f->rdiag + k * D;
+        for (size_t j = 0; j < D; j++) {
             ld += log(L[j * D + j]);
+            rd[j] = 1.0 / L[j * D + j];
+        }
         f->logc[k] = g->log_weight[k] - ld - 0.5 * (double)D * LOG_2PI;
     }
     f->t = t;

@@ -3,7 +3,8 @@
  *   gmm.c           the model: builder, accessors, moments
  *   builtin.c       the named models (ring8, grid25, gauss1, random:D,K,SEED)
  *   factor.c        the evaluator's per-t cache of Cholesky factors of α²Σ_k + σ²I
- *   evaluate.c      the evaluator and diffsde_gmm_evaluate (batched, BLAS-3)
+ *   evaluate.c      the evaluator and diffsde_gmm_evaluate (batched, BLAS-3 for larger D)
+ *   evaluate_small.c the small-D evaluation (vectorised substitutions and log-sum-exp)
  *   sample.c        exact sampling
  *   score_adapter.c the mixture as a ::diffsde_score
  *   posterior.c     Bayes posterior of a mixture prior (uses only the public builder and the
@@ -29,13 +30,16 @@
 #define DIFFSDE_I_GMM_PAD 8
 
 /*
- * Dimension up to which diffsde_gmm_evaluate (and diffsde_gmm_sample) use hand-written
- * per-point substitutions instead of BLAS calls per (block, component). Measured with
- * bench/bench_gmm.c (n = 10^4, K = 8, OpenBLAS 0.3.21 Haswell kernels, one thread): the hand
- * path is 1.12× (D = 1) and 1.04× (D = 2) faster, 0.98× at D = 3 and 0.48× at D = 8. Each
- * evaluator copies it into `small_dim_max`, which the benchmark changes to compare both paths.
+ * Dimension up to which diffsde_gmm_evaluate uses the hand-written substitutions of
+ * evaluate_small.c (vectorised over points; specialised for each D ≤ 8) and diffsde_gmm_sample
+ * its own, instead of BLAS calls per (block, component). Measured with bench/bench_gmm.c
+ * (n = 10^4, K = 8, OpenBLAS 0.3.21 Haswell kernels, one thread, AVX-512 clone): the hand
+ * path is 4–8× faster than dtrsm for D ≤ 8 and still 2× at D = 12, 1.5× at D = 24–32 (the
+ * loop over coordinates). 8 keeps the D = 12 model of test_gmm's grouping test on the BLAS
+ * path. Each evaluator copies it into `small_dim_max`, which the benchmark changes to compare
+ * both paths.
  */
-#define DIFFSDE_I_GMM_SMALL_DIM 2
+#define DIFFSDE_I_GMM_SMALL_DIM 8
 
 /*
  * The model. Before finalisation only ctx, dim, K, cap, finalized and the per-component arrays
@@ -91,6 +95,7 @@ typedef struct diffsde_i_gmm_factor {
     double sigma;   /* σ(t) (0 for p0) */
     unsigned long stamp; /* last use, for least-recently-used replacement */
     double *L;           /* K × D × D: lower Cholesky factor of C_k (upper part 0) */
+    double *rdiag;       /* K × D: 1 / L_k[j][j] (the small-D substitutions multiply) */
     double *logc;        /* K: log w_k − ½ log det C_k − (D/2) log 2π */
     double *trinv;       /* K: tr C_k⁻¹ */
 } diffsde_i_gmm_factor;
@@ -108,12 +113,14 @@ struct diffsde_gmm_eval {
     unsigned long clock;  /* use counter for the slots' stamps */
     diffsde_i_gmm_factor slot[DIFFSDE_I_GMM_SLOTS];
 
-    /* scratch for one block of B = DIFFSDE_I_GMM_BLOCK points, allocated at creation */
+    /* scratch for one block of B = DIFFSDE_I_GMM_BLOCK points, allocated at creation; the
+     * small-D path cuts it into chunks of DIFFSDE_I_GMM_PAD points, each stored by
+     * coordinate (or component) then point */
     double *xb; /* B × D: the gathered points */
     double *work; /* B × D: x − αμ_k, then L⁻¹(x − αμ_k) (rows), then C_k⁻¹(x − αμ_k) */
-    double *acc;         /* B × D: running weighted mean of the component scores */
-    double *lterm;       /* B × K: log w_k N_k(x) */
-    double *pmax;        /* B: running maximum of lterm */
+    double *acc;         /* B × D: weighted sum (small D: mean) of the component scores */
+    double *lterm;       /* B × K: log w_k N_k(x) (small D: then exp(lterm − pmax)) */
+    double *pmax;        /* B: (running) maximum of lterm */
     double *wsum;        /* B: Σ_k exp(lterm − pmax) */
     double *dss;         /* B: weighted sum of squared deviations of the component scores */
     double *trw;         /* B: Σ_k exp(lterm − pmax) tr C_k⁻¹ */
@@ -130,6 +137,22 @@ struct diffsde_gmm_eval {
  */
 int diffsde_i_gmm_factor_get(diffsde_gmm_eval *ev, double t, int need_trinv,
                              diffsde_i_gmm_factor **out, const char *fn);
+
+/*
+ * The small-D evaluation (evaluate_small.c) of the nb points ev->idx[0..nb) of x (n × D, the
+ * caller's), all at the time of factor slot f: the requested outputs (NULL: not computed) at
+ * the points' rows, as diffsde_gmm_evaluate. Uses the evaluator's block scratch; needs f's
+ * trinv when div is requested. Returns DIFFSDE_OK, or DIFFSDE_ENONFINITE (message prefixed
+ * with fn naming the sample) for a point too far from every component; the outputs are then
+ * partially written.
+ */
+int diffsde_i_gmm_eval_small(diffsde_gmm_eval *ev, const diffsde_i_gmm_factor *f, size_t nb,
+                             const double *x, double *logp, double *score, double *div,
+                             double *resp, const char *fn);
+
+/* 1 when every x[0..nx) is finite and, if t is not NULL, every t[0..n) lies in [0, T]; else 0
+ * (one vectorised pass; the caller then looks for the first offender). */
+int diffsde_i_gmm_inputs_ok(size_t nx, const double *x, size_t n, const double *t, double T);
 
 /*
  * Check that t is a valid time for the evaluator's SDE (NaN or outside [0, T] → EDOM,

@@ -1,13 +1,9 @@
 /*
  * The adaptive reverse-SDE solver: Euler–Maruyama paired with improved Euler on the same
- * Brownian increment, per-sample step control (Jolicoeur-Martineau et al. 2021), with a
- * Brownian-path memory for rejected steps (Rackauckas & Nie 2017). The algorithm, the noise
- * layout, the batching and the failure contract are documented in adaptive.h.
- *
- * Layout of the path memory of sample i: the pending increment W over [tc_i, t_i] (row i of
- * z, flag F_PEND: the last attempt was rejected), and below it a stack of stored pieces,
- * piece p spanning [lo_{i,p}, upper] (upper = lo_{i,p+1}, for the top piece tc_i when an
- * increment is pending, else t_i). An attempt only reads this memory; commit() changes it.
+ * Brownian increment, per-sample step control (Jolicoeur-Martineau et al. 2021), the
+ * increments taken from per-sample Brownian path memories (adaptive_path.c; Rackauckas & Nie
+ * 2017). The algorithm, the noise layout, the batching and the failure contract are
+ * documented in adaptive.h.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -20,17 +16,11 @@
 enum {
     F_DONE = 1u << 0,  /* t == ε */
     F_COEF = 1u << 1,  /* f, g2, g hold the SDE coefficients at t */
-    F_SCORE = 1u << 2, /* s0 row holds s(x, t) */
-    F_PEND = 1u << 3   /* z row holds the increment of the rejected attempt, over [tc, t] */
+    F_SCORE = 1u << 2  /* s0 row holds s(x, t) */
 };
-
-/* What the draw of an attempt is (the `draw` array, per active sample). */
-enum { DRAW_NONE = 0, DRAW_FRESH = 1, DRAW_BRIDGE = 2 };
 
 /* Row marks of a batch after a failed batched call (see eval_batch()). */
 enum { ROW_OK = 0, ROW_RETRY = 1 };
-
-#define NPIECES DIFFSDE_I_ADAPTIVE_MAX_PIECES
 
 struct diffsde_i_adaptive {
     diffsde_ctx *ctx;
@@ -47,35 +37,26 @@ struct diffsde_i_adaptive {
     void *block; /* the single allocation holding every array below */
     /* n × d */
     double *s0;    /* s(x, t), cached while x and t do not change */
-    double *z;     /* the pending increment; else the attempt's increment */
-    double *r;     /* the draws; then the attempt's increment (split of the pending one) or
-                      the part split off a stored piece */
+    double *z;     /* the increment W of the attempt */
     double *xprev; /* x' of the last accepted step (valid when nacc > 0) */
     double *xb;    /* batch input rows (x for s(x, t); x' for s(x', t')) */
     double *sb;    /* batch output rows; then x'' in place */
-    double *pw;    /* n × NPIECES × d: increments of the stored pieces, sample-major */
-    double *plo;   /* n × NPIECES: their lower ends */
     /* n, per sample */
     double *t, *h;      /* current time and next step size */
     double *f, *g2, *g; /* SDE coefficients at t */
-    double *tc;         /* lower end of the pending increment */
-    uint64_t *nacc, *nrej, *nfresh, *nbridge;
-    size_t *depth; /* stored pieces */
+    uint64_t *nacc, *nrej;
     unsigned char *flag;
     /* n, per active sample k of the current step (act[k] is the sample) */
     size_t *act;
     double *tn, *hk;       /* target time t' and the step t − t' */
     double *f1, *g21, *g1; /* SDE coefficients at t' */
     double *err;           /* E of the attempt (+inf: rejected without an estimate) */
-    double *blo, *bup;     /* the interval of the draw: split of [blo, bup] at t', or fresh
-                              over [t', bup] */
     size_t *rowof;         /* the row of k in the second batch, or SIZE_MAX */
-    size_t *npop;          /* stored pieces taken whole */
-    unsigned char *draw;   /* DRAW_* */
     /* n, per row of a batch */
     double *tb;  /* times of the rows */
     size_t *smp; /* sample of each row */
     unsigned char *mark;
+    diffsde_i_apath path; /* the samples' Brownian path memories */
 };
 
 static const char FN_NEW[] = "diffsde_i_adaptive_new";
@@ -175,14 +156,12 @@ int diffsde_i_adaptive_new(diffsde_ctx *ctx, const diffsde_sde *sde, const diffs
 
     size_t nd, total = 0;
     int bad = diffsde_i_mul_size(n, d, &nd) != 0;
-    for (int k = 0; k < 6 && !bad; k++)
+    for (int k = 0; k < 5 && !bad; k++)
         bad = add_bytes(&total, nd, sizeof(double));
-    bad = bad || add_bytes(&total, nd, NPIECES * sizeof(double)) ||
-          add_bytes(&total, n, NPIECES * sizeof(double)) ||
-          add_bytes(&total, n, 15 * sizeof(double)) ||
-          add_bytes(&total, n, 4 * sizeof(uint64_t)) ||
-          add_bytes(&total, n, 5 * sizeof(size_t)) || add_bytes(&total, n, 1) ||
-          add_bytes(&total, n, 1) || add_bytes(&total, n, 1);
+    bad = bad || add_bytes(&total, n, 12 * sizeof(double)) ||
+          add_bytes(&total, n, 2 * sizeof(uint64_t)) ||
+          add_bytes(&total, n, 3 * sizeof(size_t)) || add_bytes(&total, n, 1) ||
+          add_bytes(&total, n, 1) || diffsde_i_apath_bytes(n, d, &total);
     if (bad)
         return diffsde_i_fail(ctx, DIFFSDE_ESIZE,
                               "%s: the workspace for n = %zu samples of d = %zu overflows size_t",
@@ -200,24 +179,21 @@ int diffsde_i_adaptive_new(diffsde_ctx *ctx, const diffsde_sde *sde, const diffs
                               FN_NEW, total, n, d);
     }
     unsigned char *p = a->block;
-    double **dnd[] = {&a->s0, &a->z, &a->r, &a->xprev, &a->xb, &a->sb};
+    double **dnd[] = {&a->s0, &a->z, &a->xprev, &a->xb, &a->sb};
     for (size_t k = 0; k < sizeof dnd / sizeof dnd[0]; k++)
         *dnd[k] = carve(&p, nd, sizeof(double));
-    a->pw = carve(&p, nd, NPIECES * sizeof(double));
-    a->plo = carve(&p, n, NPIECES * sizeof(double));
-    double **dn[] = {&a->t,  &a->h,   &a->f,  &a->g2,  &a->g,   &a->tc,  &a->tn, &a->hk,
-                     &a->f1, &a->g21, &a->g1, &a->err, &a->blo, &a->bup, &a->tb};
+    double **dn[] = {&a->t,  &a->h,   &a->f,  &a->g2,  &a->g, &a->tn,
+                     &a->hk, &a->f1, &a->g21, &a->g1, &a->err, &a->tb};
     for (size_t k = 0; k < sizeof dn / sizeof dn[0]; k++)
         *dn[k] = carve(&p, n, sizeof(double));
-    uint64_t **un[] = {&a->nacc, &a->nrej, &a->nfresh, &a->nbridge};
-    for (size_t k = 0; k < sizeof un / sizeof un[0]; k++)
-        *un[k] = carve(&p, n, sizeof(uint64_t));
-    size_t **sn[] = {&a->depth, &a->act, &a->rowof, &a->npop, &a->smp};
-    for (size_t k = 0; k < sizeof sn / sizeof sn[0]; k++)
-        *sn[k] = carve(&p, n, sizeof(size_t));
+    a->nacc = carve(&p, n, sizeof(uint64_t));
+    a->nrej = carve(&p, n, sizeof(uint64_t));
+    a->act = carve(&p, n, sizeof(size_t));
+    a->rowof = carve(&p, n, sizeof(size_t));
+    a->smp = carve(&p, n, sizeof(size_t));
     a->flag = carve(&p, n, 1);
-    a->draw = carve(&p, n, 1);
     a->mark = carve(&p, n, 1);
+    diffsde_i_apath_carve(&a->path, n, d, &p);
 
     a->ctx = ctx;
     a->sde = sde;
@@ -261,10 +237,10 @@ int diffsde_i_adaptive_start(diffsde_i_adaptive *a, const diffsde_noise *noise,
     for (size_t i = 0; i < a->n; i++) {
         a->t[i] = a->T;
         a->h[i] = a->h0;
-        a->nacc[i] = a->nrej[i] = a->nfresh[i] = a->nbridge[i] = 0;
-        a->depth[i] = 0;
+        a->nacc[i] = a->nrej[i] = 0;
         a->flag[i] = 0;
     }
+    diffsde_i_apath_reset(&a->path);
     a->ndone = 0;
     a->started = 1;
     return DIFFSDE_OK;
@@ -282,6 +258,15 @@ void diffsde_i_adaptive_times(const diffsde_i_adaptive *a, double *t)
     memcpy(t, a->t, a->n * sizeof *t);
 }
 
+void diffsde_i_adaptive_path_info(const diffsde_i_adaptive *a, size_t *max_pieces,
+                                  uint64_t *merges)
+{
+    if (max_pieces)
+        *max_pieces = a ? a->path.max_depth : 0;
+    if (merges)
+        *merges = a ? a->path.merges : 0;
+}
+
 /* ---- one step ------------------------------------------------------------------------- */
 
 /* Global index of sample i, for messages. */
@@ -290,17 +275,10 @@ static unsigned long long gidx(const diffsde_i_adaptive *a, size_t i)
     return (unsigned long long)(a->sample0 + i);
 }
 
-/* Stored piece p of sample i. */
-static double *piece(const diffsde_i_adaptive *a, size_t i, size_t p)
-{
-    return a->pw + (i * NPIECES + p) * a->d;
-}
-
 /* The increment W used by the attempt of active sample k. */
 static const double *increment(const diffsde_i_adaptive *a, size_t k)
 {
-    size_t i = a->act[k];
-    return (a->flag[i] & F_PEND ? a->r : a->z) + i * a->d;
+    return a->z + a->act[k] * a->d;
 }
 
 /* The step-size factor θ E^(−r), clamped; E = +inf or NaN gives the minimum. */
@@ -395,29 +373,6 @@ static int coefs(const diffsde_i_adaptive *a, size_t i, double t, double *f, dou
     return DIFFSDE_OK;
 }
 
-/* How the increment of sample i over [u, t] is made (the active entry k): the split of the
- * pending increment, or stored pieces taken whole then a split piece or a fresh draw. */
-static void plan_increment(diffsde_i_adaptive *a, size_t k, size_t i, double u)
-{
-    double up = a->t[i];
-    size_t p = a->depth[i], pop = 0;
-    if (a->flag[i] & F_PEND) {
-        a->draw[k] = DRAW_BRIDGE;
-        a->blo[k] = a->tc[i];
-        a->bup[k] = up;
-        a->npop[k] = 0;
-        return;
-    }
-    while (p > 0 && a->plo[i * NPIECES + p - 1] >= u) {
-        up = a->plo[i * NPIECES + --p];
-        pop++;
-    }
-    a->npop[k] = pop;
-    a->bup[k] = up;
-    a->blo[k] = p > 0 ? a->plo[i * NPIECES + p - 1] : u;
-    a->draw[k] = !(u < up) ? DRAW_NONE : p > 0 ? DRAW_BRIDGE : DRAW_FRESH;
-}
-
 /* The checks made before an attempt (nothing is computed when one fails); builds the active
  * list with t', the step and the plan of the increment. */
 static int plan(diffsde_i_adaptive *a, size_t *m_out)
@@ -437,107 +392,33 @@ static int plan(diffsde_i_adaptive *a, size_t *m_out)
         double tn = t - h;
         if (h >= room || tn <= a->eps)
             tn = a->eps; /* land on ε exactly */
-        int pend = (a->flag[i] & F_PEND) != 0;
-        if (!(tn < t) || !(h > 0) || (pend && !(tn > a->tc[i])))
+        if (!(tn < t) || !(h > 0))
             return diffsde_i_fail(a->ctx, DIFFSDE_ECONVERGENCE,
                                   "%s: sample %llu: step size h=%.3g underflows at t=%.17g "
-                                  "(t - h == %s) after %llu accepted and %llu rejected steps",
-                                  FN_STEP, gidx(a, i), h, t,
-                                  tn < t ? "the end of the rejected step" : "t", na, nr);
-        if (pend && a->depth[i] == NPIECES)
-            return diffsde_i_fail(a->ctx, DIFFSDE_ECONVERGENCE,
-                                  "%s: sample %llu: its Brownian path memory is full at t=%.17g: "
-                                  "%d stored pieces (DIFFSDE_I_ADAPTIVE_MAX_PIECES) and a "
-                                  "rejected step to split (h=%.3g; %llu accepted, %llu rejected "
-                                  "steps)",
-                                  FN_STEP, gidx(a, i), t, NPIECES, h, na, nr);
+                                  "(t - h == t) after %llu accepted and %llu rejected steps",
+                                  FN_STEP, gidx(a, i), h, t, na, nr);
         a->act[m] = i;
         a->tn[m] = tn;
         a->hk[m] = t - tn;
-        plan_increment(a, m, i, tn);
+        diffsde_i_apath_plan(&a->path, m, i, t, tn);
         m++;
     }
     *m_out = m;
     return DIFFSDE_OK;
 }
 
-/* The draw counter and stream of active entry k. */
-static uint64_t draw_index(const diffsde_i_adaptive *a, size_t k, uint32_t *stream)
+/* The increments of the attempts (rows of z), from the path memories and their draws. */
+static int increments(diffsde_i_adaptive *a, size_t m)
 {
-    size_t i = a->act[k];
-    *stream = a->draw[k] == DRAW_FRESH ? DIFFSDE_STREAM_PREDICTOR : DIFFSDE_STREAM_BRIDGE;
-    return a->draw[k] == DRAW_FRESH ? a->nfresh[i] : a->nbridge[i];
-}
-
-/* The draws of the attempt (rows of r), one call per run of consecutive samples with the
- * same stream and step. */
-static int fill_draws(diffsde_i_adaptive *a, size_t m)
-{
-    size_t d = a->d;
-    for (size_t k = 0; k < m;) {
-        if (a->draw[k] == DRAW_NONE) {
-            k++;
-            continue;
-        }
-        size_t i = a->act[k], len = 1;
-        uint32_t stream, s2;
-        uint64_t step = draw_index(a, k, &stream);
-        while (k + len < m && a->act[k + len] == i + len && a->draw[k + len] == a->draw[k] &&
-               draw_index(a, k + len, &s2) == step)
-            len++;
-        unsigned long key = a->ctx->nfail;
-        int rc = diffsde_noise_fill_normal(a->noise, stream, step, a->sample0 + i, len, d,
-                                           a->r + i * d);
-        if (rc != DIFFSDE_OK)
-            return restate(a, key, rc, "%s: noise of samples %llu..%llu, stream %u, step %llu",
-                           FN_STEP, gidx(a, i), gidx(a, i + len - 1), (unsigned)stream,
-                           (unsigned long long)step);
-        k += len;
-    }
+    unsigned long key = a->ctx->nfail;
+    diffsde_i_apath_failure fl;
+    int rc = diffsde_i_apath_draw(&a->path, a->act, m, a->noise, a->sample0, &fl);
+    if (rc != DIFFSDE_OK)
+        return restate(a, key, rc, "%s: noise of samples %llu..%llu, stream %u, step %llu",
+                       FN_STEP, gidx(a, fl.i), gidx(a, fl.i + fl.len - 1), (unsigned)fl.stream,
+                       (unsigned long long)fl.step);
+    diffsde_i_apath_make(&a->path, a->act, m, a->z);
     return DIFFSDE_OK;
-}
-
-/*
- * The increment of every attempt, from the draws in r; writes only rows that hold no state:
- * the split of a pending increment W: W1 = q W + s ξ into r (the attempt's increment) and
- * W − W1 into the free piece slot above the top; otherwise the attempt's increment into z
- * (the sum of the pieces taken, from the top down, plus the part split off the next piece,
- * q W_p + s ξ, kept in r, or the fresh √(bup − t') ξ).
- */
-static void make_increments(diffsde_i_adaptive *a, size_t m)
-{
-    size_t d = a->d;
-    for (size_t k = 0; k < m; k++) {
-        size_t i = a->act[k], dp = a->depth[i], pop = a->npop[k];
-        double u = a->tn[k], lo = a->blo[k], up = a->bup[k];
-        double *w = a->z + i * d, *xi = a->r + i * d;
-        const double *split = a->flag[i] & F_PEND ? w : dp > pop ? piece(a, i, dp - pop - 1) : w;
-        double q = 0, s = 0;
-        if (a->draw[k] == DRAW_BRIDGE) {
-            q = (up - u) / (up - lo);
-            s = sqrt((up - u) * (u - lo) / (up - lo));
-            for (size_t j = 0; j < d; j++)
-                xi[j] = q * split[j] + s * xi[j];
-        } else if (a->draw[k] == DRAW_FRESH) {
-            s = sqrt(up - u);
-            for (size_t j = 0; j < d; j++)
-                xi[j] = s * xi[j];
-        }
-        if (a->flag[i] & F_PEND) {
-            double *rest = piece(a, i, dp);
-            for (size_t j = 0; j < d; j++)
-                rest[j] = w[j] - xi[j];
-            continue;
-        }
-        for (size_t p = 0; p < pop; p++) {
-            const double *wp = piece(a, i, dp - 1 - p);
-            for (size_t j = 0; j < d; j++)
-                w[j] = p == 0 ? wp[j] : w[j] + wp[j];
-        }
-        if (a->draw[k] != DRAW_NONE)
-            for (size_t j = 0; j < d; j++)
-                w[j] = pop == 0 ? xi[j] : w[j] + xi[j];
-    }
 }
 
 /* s(x, t) and the coefficients at t for the active samples without them. */
@@ -636,29 +517,6 @@ static void estimate(diffsde_i_adaptive *a, size_t m, const double *x)
     }
 }
 
-/* The path memory after the attempt of active entry k (before its accept/reject). */
-static void commit_memory(diffsde_i_adaptive *a, size_t k)
-{
-    size_t i = a->act[k], d = a->d;
-    if (a->draw[k] == DRAW_FRESH)
-        a->nfresh[i]++;
-    else if (a->draw[k] == DRAW_BRIDGE)
-        a->nbridge[i]++;
-    if (a->flag[i] & F_PEND) { /* the rest W − W1 becomes the top piece; W1 is pending */
-        a->plo[i * NPIECES + a->depth[i]] = a->tc[i];
-        a->depth[i]++;
-        memcpy(a->z + i * d, a->r + i * d, d * sizeof *a->z);
-        return;
-    }
-    a->depth[i] -= a->npop[k];
-    if (a->draw[k] == DRAW_BRIDGE) { /* the split piece keeps W_p minus its part */
-        double *wp = piece(a, i, a->depth[i] - 1);
-        const double *part = a->r + i * d;
-        for (size_t j = 0; j < d; j++)
-            wp[j] -= part[j];
-    }
-}
-
 /* Accept or reject every attempt: the only place where x, t, h, the counters and the path
  * memory change. */
 static void commit(diffsde_i_adaptive *a, size_t m, double *x, diffsde_sampler_stats *st)
@@ -666,8 +524,11 @@ static void commit(diffsde_i_adaptive *a, size_t m, double *x, diffsde_sampler_s
     size_t d = a->d;
     for (size_t k = 0; k < m; k++) {
         size_t i = a->act[k];
-        double e = a->err[k], fac = step_factor(e), hnew = a->hk[k] * fac;
-        commit_memory(a, k);
+        /* the controller continues from its own h (t − ε for the last step), not from the
+         * rounded t − t', so that a shrinking h reaches the underflow check */
+        double hc = a->tn[k] == a->eps ? a->hk[k] : a->h[i];
+        double e = a->err[k], fac = step_factor(e), hnew = hc * fac;
+        diffsde_i_apath_commit(&a->path, k, i, e <= 1);
         if (e <= 1) {
             size_t r = a->rowof[k];
             memcpy(x + i * d, a->sb + r * d, d * sizeof *x);
@@ -676,7 +537,7 @@ static void commit(diffsde_i_adaptive *a, size_t m, double *x, diffsde_sampler_s
             a->f[i] = a->f1[k];
             a->g2[i] = a->g21[k];
             a->g[i] = a->g1[k];
-            a->flag[i] = F_COEF; /* score of the new state not yet known, nothing pending */
+            a->flag[i] = F_COEF; /* score of the new state not yet known */
             a->nacc[i]++;
             st->accepted++;
             if (a->nacc[i] > st->steps)
@@ -686,8 +547,6 @@ static void commit(diffsde_i_adaptive *a, size_t m, double *x, diffsde_sampler_s
                 a->ndone++;
             }
         } else {
-            a->flag[i] |= F_PEND;
-            a->tc[i] = a->tn[k];
             a->nrej[i]++;
             st->rejected++;
         }
@@ -715,11 +574,9 @@ int diffsde_i_adaptive_step(diffsde_i_adaptive *a, double *x, diffsde_sampler_st
     size_t m = 0;
     int rc = plan(a, &m);
     if (rc == DIFFSDE_OK)
-        rc = fill_draws(a, m);
-    if (rc != DIFFSDE_OK)
-        return rc;
-    make_increments(a, m);
-    rc = first_stage(a, m, x, st);
+        rc = increments(a, m);
+    if (rc == DIFFSDE_OK)
+        rc = first_stage(a, m, x, st);
     if (rc == DIFFSDE_OK)
         rc = second_stage(a, m, x, st);
     if (rc != DIFFSDE_OK)
