@@ -15,7 +15,7 @@
  *   one evaluator per thread.
  *
  * Numerics: Cholesky factors by LAPACKE (dpotrf), batched triangular solves (BLAS-3 dtrsm)
- * over blocks of up to 256 points (hand-written substitutions for D ≤ 2, where the BLAS call
+ * over blocks of up to 256 points (vectorised hand-written substitutions for D ≤ 8, where the BLAS call
  * overhead dominates), log-sum-exp over components, no explicit inverse.
  *
  * Reproducibility: the results for a point do not depend on the other points of the batch
@@ -156,7 +156,7 @@ typedef struct diffsde_gmm_eval diffsde_gmm_eval;
  *         (model not finalised); ::DIFFSDE_ESIZE (the sizes below overflow size_t);
  *         ::DIFFSDE_ENOMEM.
  * Memory, all allocated here (diffsde_gmm_evaluate() and diffsde_gmm_sample() allocate
- * nothing): 2 K (D² + 2) doubles (the factors of two cached times) plus 3 · 256 · D +
+ * nothing): 2 K (D² + D + 2) doubles (the factors of two cached times) plus 3 · 256 · D +
  * 256 · (K + 6) doubles of scratch.
  * Thread-safety: several evaluators may share one model, one per thread.
  */

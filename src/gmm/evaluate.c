@@ -14,7 +14,7 @@
  *   weighted sum A = Σ w_k s_k of the component scores s_k = −C_k⁻¹ r (so that s = A/W has
  *   rounding error ~ε Σ γ_k |s_k|, whatever the order of the components) and, for the
  *   divergence only, West's weighted update of S = Σ w_k ‖s_k − s‖² (non-negative terms).
- * Both form
+ * Both paths form
  *     s   = Σ γ_k s_k                         (the weighted mean),
  *     div = Σ γ_k ‖s_k − s‖² − Σ γ_k tr C_k⁻¹  (= Σ γ_k (‖s_k‖² − tr C_k⁻¹) − ‖s‖²)
  * without the cancellation of ‖s‖² against Σ γ_k ‖s_k‖² far from the modes.

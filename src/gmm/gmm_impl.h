@@ -34,10 +34,11 @@
  * evaluate_small.c (vectorised over points; specialised for each D ≤ 8) and diffsde_gmm_sample
  * its own, instead of BLAS calls per (block, component). Measured with bench/bench_gmm.c
  * (n = 10^4, K = 8, OpenBLAS 0.3.21 Haswell kernels, one thread, AVX-512 clone): the hand
- * path is 4–8× faster than dtrsm for D ≤ 8 and still 2× at D = 12, 1.5× at D = 24–32 (the
- * loop over coordinates). 8 keeps the D = 12 model of test_gmm's grouping test on the BLAS
- * path. Each evaluator copies it into `small_dim_max`, which the benchmark changes to compare
- * both paths.
+ * path is 4.5–10× faster than dtrsm for D ≤ 8 (several runs), about 2× at D = 10–16 and
+ * 1.3–1.5× at D = 32 (there it loops over coordinates); sampling (L z per point against
+ * dtrmv) 2–3× for D ≤ 8. 8 keeps the D = 12 model of test_gmm's grouping and sampling
+ * tests on the BLAS path. Each evaluator copies it into `small_dim_max`, which the benchmark
+ * changes to compare both paths.
  */
 #define DIFFSDE_I_GMM_SMALL_DIM 8
 
