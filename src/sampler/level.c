@@ -48,3 +48,18 @@ int diffsde_i_level_noise(diffsde_i_level *lv, uint32_t stream, uint64_t step)
         return restate(lv, st, before, "noise draw", "noise source");
     return DIFFSDE_OK;
 }
+
+int diffsde_i_level_discretize(diffsde_i_level *lv, const char *what, diffsde_sde_discrete *dd)
+{
+    unsigned long before = lv->ctx->nfail;
+    int st = diffsde_sde_discretize(lv->sde, lv->N, lv->t, dd);
+    if (st == DIFFSDE_OK)
+        return DIFFSDE_OK;
+    if (lv->ctx->nfail != before) /* the SDE shares our context and said why */
+        return diffsde_i_fail_prefix(lv->ctx, st, "diffsde_sampler_step: %s at level %zu, t=%.17g",
+                                     what, lv->level, lv->t);
+    return diffsde_i_fail(lv->ctx, st,
+                          "diffsde_sampler_step: %s at level %zu, t=%.17g: the SDE's "
+                          "discretisation failed (%s)",
+                          what, lv->level, lv->t, diffsde_strerror(st));
+}

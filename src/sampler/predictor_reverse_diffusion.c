@@ -18,19 +18,9 @@
 static int rd_step(diffsde_i_level *lv, double *x, double *xmean)
 {
     diffsde_sde_discrete dd;
-    unsigned long before = lv->ctx->nfail;
-    int st = diffsde_sde_discretize(lv->sde, lv->N, lv->t, &dd);
-    if (st != DIFFSDE_OK) {
-        if (lv->ctx->nfail != before)
-            return diffsde_i_fail_prefix(lv->ctx, st,
-                                         "diffsde_sampler_step: reverse diffusion at level %zu, "
-                                         "t=%.17g",
-                                         lv->level, lv->t);
-        return diffsde_i_fail(lv->ctx, st,
-                              "diffsde_sampler_step: reverse diffusion at level %zu, t=%.17g: "
-                              "the SDE's discretisation failed (%s)",
-                              lv->level, lv->t, diffsde_strerror(st));
-    }
+    int st = diffsde_i_level_discretize(lv, "reverse diffusion", &dd);
+    if (st != DIFFSDE_OK)
+        return st;
     st = diffsde_i_level_score(lv, x);
     if (st != DIFFSDE_OK)
         return st;

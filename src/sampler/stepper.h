@@ -51,6 +51,10 @@ typedef struct diffsde_i_level {
  * the message naming the level and t on failure. */
 int diffsde_i_level_score(diffsde_i_level *lv, const double *x);
 
+/* The SDE's discretisation at this level (diffsde_sde_discretize on N levels at lv->t); on
+ * failure the message names `what`, the level and t. */
+int diffsde_i_level_discretize(diffsde_i_level *lv, const char *what, diffsde_sde_discrete *dd);
+
 /* Fill lv->z with the normals of (stream, step) for this run's samples. */
 int diffsde_i_level_noise(diffsde_i_level *lv, uint32_t stream, uint64_t step);
 
