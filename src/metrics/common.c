@@ -85,3 +85,25 @@ int diffsde_i_metrics_need_philox(const diffsde_i_metrics_call *c, const diffsde
                               c->fn, why);
     return DIFFSDE_OK;
 }
+
+int diffsde_i_metrics_check_sets(const diffsde_i_metrics_call *c, const diffsde_gmm *gmm,
+                                 size_t n, const double *x, size_t n_ref, const double *ref,
+                                 const void *out)
+{
+    int st = diffsde_i_metrics_check_gmm(c, gmm);
+    if (st != DIFFSDE_OK)
+        return st;
+    if (!x || !out || (n_ref > 0 && !ref))
+        return diffsde_i_fail(c->ctx, DIFFSDE_ENULL, "%s: %s is NULL", c->fn,
+                              !x     ? "x"
+                              : !out ? "out"
+                                     : "ref (with n_ref > 0)");
+    const size_t d = diffsde_gmm_dim(gmm);
+    size_t nd, nrd;
+    if ((st = diffsde_i_metrics_size(c, "x", n, 1, d, &nd)) != DIFFSDE_OK ||
+        (n_ref > 0 && (st = diffsde_i_metrics_size(c, "ref", n_ref, 1, d, &nrd)) != DIFFSDE_OK) ||
+        (st = diffsde_i_metrics_finite(c, "x", n, d, x)) != DIFFSDE_OK ||
+        (st = diffsde_i_metrics_finite(c, "ref", n_ref, d, ref)) != DIFFSDE_OK)
+        return st;
+    return DIFFSDE_OK;
+}

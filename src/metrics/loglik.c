@@ -46,20 +46,8 @@ int diffsde_metrics_loglik(diffsde_ctx *ctx, const diffsde_gmm *gmm, const diffs
     diffsde_i_metrics_call call;
     diffsde_i_metrics_call_init(&call, ctx, fn, gmm, sde);
     const diffsde_i_metrics_call *c = &call;
-    int st = diffsde_i_metrics_check_gmm(c, gmm);
+    int st = diffsde_i_metrics_check_sets(c, gmm, n, x, n_ref, ref, out);
     if (st != DIFFSDE_OK)
-        return st;
-    if (!x || !out || (n_ref > 0 && !ref))
-        return diffsde_i_fail(ctx, DIFFSDE_ENULL, "%s: %s is NULL", fn,
-                              !x     ? "x"
-                              : !out ? "out"
-                                     : "ref (with n_ref > 0)");
-    const size_t d = diffsde_gmm_dim(gmm);
-    size_t nd, nrd;
-    if ((st = diffsde_i_metrics_size(c, "x", n, 1, d, &nd)) != DIFFSDE_OK ||
-        (n_ref > 0 && (st = diffsde_i_metrics_size(c, "ref", n_ref, 1, d, &nrd)) != DIFFSDE_OK) ||
-        (st = diffsde_i_metrics_finite(c, "x", n, d, x)) != DIFFSDE_OK ||
-        (st = diffsde_i_metrics_finite(c, "ref", n_ref, d, ref)) != DIFFSDE_OK)
         return st;
     double *work = diffsde_i_calloc(ctx, 2 * DIFFSDE_METRICS_BLOCK, sizeof(double));
     if (!work)

@@ -88,6 +88,15 @@ int diffsde_i_metrics_finite(const diffsde_i_metrics_call *c, const char *what, 
 int diffsde_i_metrics_need_philox(const diffsde_i_metrics_call *c, const diffsde_noise *noise,
                                   const char *why);
 
+/*
+ * The arguments of a metric on n samples x and an optional reference set ref (n_ref rows,
+ * may be 0): the mixture finalised, x, out and (n_ref > 0) ref non-NULL, n ≥ 1, sizes without
+ * overflow, every entry finite. Records the failure on c->ctx.
+ */
+int diffsde_i_metrics_check_sets(const diffsde_i_metrics_call *c, const diffsde_gmm *gmm,
+                                 size_t n, const double *x, size_t n_ref, const double *ref,
+                                 const void *out);
+
 /* The mixture is non-NULL and finalised (ENULL / ESTATE otherwise). */
 int diffsde_i_metrics_check_gmm(const diffsde_i_metrics_call *c, const diffsde_gmm *gmm);
 

@@ -338,15 +338,21 @@ int diffsde_i_sde_eval_log_snr(const diffsde_sde *sde, double t, double *lambda,
     return DIFFSDE_OK;
 }
 
-/* Checked evaluation shared by the public pointwise functions. */
-static int coefs_checked(const diffsde_sde *sde, double t, const void *out, diffsde_sde_coefs *c,
-                         const char *fn)
+/* The checks every public pointwise function starts with: the handle, the output pointer, t. */
+static int pointwise_prologue(const diffsde_sde *sde, double t, const void *out, const char *fn)
 {
     if (!sde)
         return DIFFSDE_ENULL;
     if (!out)
         return diffsde_i_fail(sde->ctx, DIFFSDE_ENULL, "%s: output pointer is NULL", fn);
-    int st = check_t(sde, t, fn);
+    return check_t(sde, t, fn);
+}
+
+/* Checked evaluation of all coefficients, shared by the public pointwise functions. */
+static int coefs_checked(const diffsde_sde *sde, double t, const void *out, diffsde_sde_coefs *c,
+                         const char *fn)
+{
+    int st = pointwise_prologue(sde, t, out, fn);
     if (st != DIFFSDE_OK)
         return st;
     return diffsde_i_sde_eval(sde, t, c, fn);
@@ -373,11 +379,7 @@ int diffsde_sde_alpha(const diffsde_sde *sde, double t, double *alpha)
 int diffsde_sde_sigma(const diffsde_sde *sde, double t, double *sigma)
 {
     static const char fn[] = "diffsde_sde_sigma";
-    if (!sde)
-        return DIFFSDE_ENULL;
-    if (!sigma)
-        return diffsde_i_fail(sde->ctx, DIFFSDE_ENULL, "%s: sigma is NULL", fn);
-    int st = check_t(sde, t, fn);
+    int st = pointwise_prologue(sde, t, sigma, fn);
     if (st != DIFFSDE_OK)
         return st;
     double s;
@@ -408,11 +410,7 @@ int diffsde_sde_diffusion(const diffsde_sde *sde, double t, double *g)
 int diffsde_sde_log_snr(const diffsde_sde *sde, double t, double *lambda)
 {
     static const char fn[] = "diffsde_sde_log_snr";
-    if (!sde)
-        return DIFFSDE_ENULL;
-    if (!lambda)
-        return diffsde_i_fail(sde->ctx, DIFFSDE_ENULL, "%s: lambda is NULL", fn);
-    int st = check_t(sde, t, fn);
+    int st = pointwise_prologue(sde, t, lambda, fn);
     if (st != DIFFSDE_OK)
         return st;
     double l;
