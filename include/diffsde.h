@@ -17,5 +17,7 @@
 #include "diffsde/io.h"
 #include "diffsde/metrics.h"
 #include "diffsde/sampler.h"
+#include "diffsde/ode.h"
+#include "diffsde/likelihood.h"
 
 #endif /* DIFFSDE_H */

@@ -486,6 +486,109 @@ static void test_eval_logp(void **state)
     diffsde_score_free(model);
 }
 
+/* ∇·s = −d/v_t for every row: the divergence callback of the Gaussian model. */
+static int gauss_div_cb(size_t n, size_t d, const double *t, const double *x, double *div,
+                        void *user)
+{
+    (void)x;
+    gauss_model *g = user;
+    g->calls++;
+    for (size_t i = 0; i < n; i++) {
+        diffsde_sde_coefs c;
+        if (diffsde_sde_coefs_at(g->sde, t[i], &c) != DIFFSDE_OK)
+            return -99;
+        div[i] = -(double)d / (c.alpha * c.alpha * S0 * S0 + c.sigma * c.sigma);
+    }
+    if (g->nan_index != SIZE_MAX)
+        div[g->nan_index] = NAN;
+    return g->status;
+}
+
+/*
+ * The divergence plumbing, as the log-density's: values passed through, every status with
+ * its message, times checked against the SDE before the call, and the mixture oracle's
+ * model carries its exact divergence (equal to diffsde_gmm_evaluate's).
+ */
+static void test_eval_divergence(void **state)
+{
+    fixture *f = *state;
+    double x[N * D], dv[N], want[N];
+    fill_points(x);
+    gauss_model g = {f->sde[1], DIFFSDE_PARAM_SCORE, 0, 0, SIZE_MAX};
+    diffsde_score *model;
+    assert_int_equal(diffsde_score_new(f->ctx, gauss_cb, &g, DIFFSDE_PARAM_SCORE, &model),
+                     DIFFSDE_OK);
+    assert_int_equal(diffsde_score_has_divergence(model), 0);
+    assert_int_equal(diffsde_score_eval_divergence(model, f->sde[1], N, D, times, x, dv),
+                     DIFFSDE_EUNSUPPORTED);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "no divergence"));
+    assert_int_equal(diffsde_score_set_divergence(model, gauss_div_cb), DIFFSDE_OK);
+    assert_int_equal(diffsde_score_has_divergence(model), 1);
+    g.calls = 0;
+    assert_int_equal(diffsde_score_eval_divergence(model, f->sde[1], N, D, times, x, dv),
+                     DIFFSDE_OK);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(gauss_div_cb(N, D, times, x, want, &g), 0);
+    assert_memory_equal(dv, want, sizeof dv);
+
+    g.calls = 0;
+    g.status = -4;
+    assert_int_equal(diffsde_score_eval_divergence(model, f->sde[1], N, D, times, x, dv),
+                     DIFFSDE_ECALLBACK);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "-4"));
+    g.status = 1;
+    assert_int_equal(diffsde_score_eval_divergence(model, f->sde[1], N, D, times, x, dv),
+                     DIFFSDE_ERETRY);
+    g.status = 0;
+    g.nan_index = 3;
+    assert_int_equal(diffsde_score_eval_divergence(model, f->sde[1], N, D, times, x, dv),
+                     DIFFSDE_ENONFINITE);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "sample 3"));
+    g.nan_index = SIZE_MAX;
+    assert_int_equal(g.calls, 3);
+    double tbad[N];
+    memcpy(tbad, times, sizeof tbad);
+    tbad[5] = 7.0; /* beyond T = 1 */
+    assert_int_equal(diffsde_score_eval_divergence(model, f->sde[1], N, D, tbad, x, dv),
+                     DIFFSDE_EDOM);
+    assert_non_null(strstr(diffsde_errmsg(f->ctx), "sample 5"));
+    assert_int_equal(g.calls, 3);
+    assert_int_equal(diffsde_score_eval_divergence(model, NULL, N, D, times, x, dv),
+                     DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_eval_divergence(model, f->sde[1], N, 0, times, x, dv),
+                     DIFFSDE_ESIZE);
+    assert_int_equal(diffsde_score_eval_divergence(model, f->sde[1], N, D, times, x, NULL),
+                     DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_eval_divergence(NULL, f->sde[1], N, D, times, x, dv),
+                     DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_eval_divergence(model, f->sde[1], 0, D, NULL, NULL, NULL),
+                     DIFFSDE_OK);
+    assert_int_equal(diffsde_score_set_divergence(model, NULL), DIFFSDE_OK);
+    assert_int_equal(diffsde_score_has_divergence(model), 0);
+    assert_int_equal(diffsde_score_set_divergence(NULL, gauss_div_cb), DIFFSDE_ENULL);
+    assert_int_equal(diffsde_score_has_divergence(NULL), 0);
+    diffsde_score_free(model);
+
+    /* the oracle's model: its divergence is the evaluator's */
+    diffsde_gmm *gmm;
+    assert_int_equal(diffsde_gmm_new_builtin(f->ctx, "ring8", &gmm), DIFFSDE_OK);
+    diffsde_score *exact_model;
+    assert_int_equal(diffsde_gmm_score_new(gmm, f->sde[1], &exact_model), DIFFSDE_OK);
+    assert_int_equal(diffsde_score_has_divergence(exact_model), 1);
+    diffsde_gmm_eval *ev;
+    assert_int_equal(diffsde_gmm_eval_new(gmm, f->sde[1], &ev), DIFFSDE_OK);
+    double x2[N * 2];
+    for (size_t k = 0; k < N * 2; k++)
+        x2[k] = x[k];
+    assert_int_equal(diffsde_score_eval_divergence(exact_model, f->sde[1], N, 2, times, x2, dv),
+                     DIFFSDE_OK);
+    assert_int_equal(diffsde_gmm_evaluate(ev, N, times, x2, NULL, NULL, want, NULL), DIFFSDE_OK);
+    assert_memory_equal(dv, want, sizeof dv);
+    diffsde_gmm_eval_free(ev);
+    diffsde_score_free(exact_model);
+    diffsde_gmm_free(gmm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_score_alloc_failures),
         cmocka_unit_test(test_score_release_hook),
         cmocka_unit_test(test_eval_logp),
+        cmocka_unit_test(test_eval_divergence),
     };
     return cmocka_run_group_tests_name("score", tests, setup, teardown);
 }

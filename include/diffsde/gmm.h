@@ -226,7 +226,9 @@ DIFFSDE_API int diffsde_gmm_sample(diffsde_gmm_eval *ev, const diffsde_noise *no
  * sampler can be run on the exact model. The score object owns a private evaluator (its user
  * pointer, released by diffsde_score_free()); it is not thread-safe (flag 0). The callback
  * returns the evaluator's status on failure (negative: fatal, the details on the model's
- * context), ::DIFFSDE_ESIZE if called with d ≠ D.
+ * context), ::DIFFSDE_ESIZE if called with d ≠ D. The model also has the exact log p_t
+ * (diffsde_score_set_logp()) and the exact divergence ∇·∇log p_t
+ * (diffsde_score_set_divergence()), evaluated on the same private evaluator.
  * @param gmm finalised model, borrowed (must outlive the score). @param sde borrowed likewise,
  *        or NULL for the score of p0 (t ignored).
  * @param[out] out owned by the caller (diffsde_score_free()); NULL on failure.

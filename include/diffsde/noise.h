@@ -94,6 +94,7 @@ enum diffsde_stream {
     DIFFSDE_STREAM_ACCEPT = 5,    /**< uniforms of accept/reject decisions */
     DIFFSDE_STREAM_BRIDGE = 6,    /**< Brownian-bridge draws splitting an increment already
                                        drawn (the adaptive solver's rejected steps) */
+    DIFFSDE_STREAM_DEQUANT = 7,   /**< uniforms of the likelihood's dequantisation */
     DIFFSDE_STREAM_USER = 256     /**< first stream free for host codes */
 };
 

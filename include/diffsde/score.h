@@ -212,6 +212,52 @@ DIFFSDE_API int diffsde_score_has_logp(const diffsde_score *score);
 DIFFSDE_API int diffsde_score_eval_logp(const diffsde_score *score, size_t n, size_t d,
                                         const double *t, const double *x, double *logp);
 
+/**
+ * Optional divergence callback of a model: ∇·s(x, t) = Σ_j ∂s_j/∂x_j, the trace of the score's
+ * Jacobian, for a batch — always of the *score*, whatever the model's parametrisation (for an
+ * ε̂-model that is −∇·ε̂/σ; for an x̂0-model (α ∇·x̂0 − d)/σ²). The likelihood
+ * (diffsde_loglik()) uses it for the exact divergence; without it the exact divergence is
+ * computed by d central finite-difference Jacobian–vector products.
+ *
+ * @param n    number of samples in the batch (≥ 1).
+ * @param d    dimension of each sample (≥ 1).
+ * @param t    n per-sample times (borrowed, read only for the call).
+ * @param x    n × d points, row-major (borrowed, read only).
+ * @param div  n outputs, ∇·s(x_i, t_i) (borrowed, write only; does not overlap x).
+ * @param user the model's user pointer, the same as the score callback's.
+ * @return 0 on success; > 0 recoverable failure (::DIFFSDE_ERETRY); < 0 fatal
+ *         (::DIFFSDE_ECALLBACK). NaN/Inf in `div` is reported as ::DIFFSDE_ENONFINITE.
+ */
+typedef int (*diffsde_div_fn)(size_t n, size_t d, const double *t, const double *x, double *div,
+                              void *user);
+
+/**
+ * Give the model a divergence callback (fn non-NULL) or remove it (fn NULL); it receives the
+ * score callback's user pointer. diffsde_gmm_score_new() sets the mixture's exact divergence.
+ * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL if score is NULL.
+ * Thread-safety: modifies the model; not concurrently with any use of it.
+ */
+DIFFSDE_API int diffsde_score_set_divergence(diffsde_score *score, diffsde_div_fn fn);
+
+/** 1 if the model has a divergence callback, else 0 (also for NULL). Thread-safety: safe. */
+DIFFSDE_API int diffsde_score_has_divergence(const diffsde_score *score);
+
+/**
+ * Evaluate ∇·s(x, t) through the model's divergence callback and check the output.
+ * The times are validated against the SDE first (as diffsde_score_eval() does).
+ * @param score the model (must have a divergence callback). @param sde the SDE (for the
+ *        time check). @param n, d batch shape (n = 0 calls nothing). @param t n times.
+ * @param x n × d points. @param div n outputs (caller-owned).
+ * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL; ::DIFFSDE_ESIZE; ::DIFFSDE_EUNSUPPORTED (no
+ *         divergence callback); ::DIFFSDE_EDOM (t outside [0, T]); ::DIFFSDE_ERETRY;
+ *         ::DIFFSDE_ECALLBACK; ::DIFFSDE_ENONFINITE (the message names the sample and t).
+ *         Messages go to the model's context. On failure `div` is unspecified.
+ * Thread-safety: as thread-safe as the callback.
+ */
+DIFFSDE_API int diffsde_score_eval_divergence(const diffsde_score *score, const diffsde_sde *sde,
+                                              size_t n, size_t d, const double *t,
+                                              const double *x, double *div);
+
 #ifdef __cplusplus
 }
 #endif

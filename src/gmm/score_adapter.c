@@ -1,7 +1,8 @@
 /*
  * The exact score of a mixture as a ::diffsde_score: the callback evaluates a private
  * evaluator (the score's user pointer), released with the score. The exact log p_t is the
- * model's log-density callback (diffsde_score_set_logp), on the same evaluator.
+ * model's log-density callback (diffsde_score_set_logp) and its exact divergence the model's
+ * divergence callback, on the same evaluator.
  */
 #include "gmm/gmm_impl.h"
 
@@ -32,6 +33,19 @@ static int gmm_logp_cb(size_t n, size_t d, const double *t, const double *x, dou
     return diffsde_gmm_evaluate(ev, n, t, x, logp, NULL, NULL, NULL);
 }
 
+/* The exact divergence of the score at each point; failures as gmm_score_cb. */
+static int gmm_div_cb(size_t n, size_t d, const double *t, const double *x, double *div,
+                      void *user)
+{
+    diffsde_gmm_eval *ev = user;
+    if (d != ev->dim)
+        return diffsde_i_fail(ev->ctx, DIFFSDE_ESIZE,
+                              "diffsde_gmm_score_new divergence callback: d (%zu) differs from "
+                              "the mixture's dimension (%zu)",
+                              d, ev->dim);
+    return diffsde_gmm_evaluate(ev, n, t, x, NULL, NULL, div, NULL);
+}
+
 static void release_eval(void *user)
 {
     diffsde_gmm_eval_free(user);
@@ -57,6 +71,7 @@ int diffsde_gmm_score_new(const diffsde_gmm *gmm, const diffsde_sde *sde, diffsd
     }
     diffsde_score_set_release(s, release_eval);
     diffsde_score_set_logp(s, gmm_logp_cb);
+    diffsde_score_set_divergence(s, gmm_div_cb);
     *out = s;
     return DIFFSDE_OK;
 }

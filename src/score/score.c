@@ -12,6 +12,7 @@ struct diffsde_score {
     int thread_safe;
     void (*release)(void *user);
     diffsde_logp_fn logp; /* optional log-density callback, same user pointer; NULL if none */
+    diffsde_div_fn div;   /* optional divergence of the score, same user pointer; NULL if none */
 };
 
 int diffsde_score_new(diffsde_ctx *ctx, diffsde_score_fn fn, void *user, diffsde_param param,
@@ -38,6 +39,7 @@ int diffsde_score_new(diffsde_ctx *ctx, diffsde_score_fn fn, void *user, diffsde
     s->thread_safe = 0;
     s->release = NULL;
     s->logp = NULL;
+    s->div = NULL;
     *out = s;
     return DIFFSDE_OK;
 }
@@ -203,6 +205,69 @@ int diffsde_score_eval_logp(const diffsde_score *score, size_t n, size_t d, cons
             return diffsde_i_fail(ctx, DIFFSDE_ENONFINITE,
                                   "%s: log-density callback returned %g at sample %zu, t=%.17g",
                                   name, logp[i], i, t[i]);
+    }
+    return DIFFSDE_OK;
+}
+
+int diffsde_score_set_divergence(diffsde_score *score, diffsde_div_fn fn)
+{
+    if (!score)
+        return DIFFSDE_ENULL;
+    score->div = fn;
+    return DIFFSDE_OK;
+}
+
+int diffsde_score_has_divergence(const diffsde_score *score)
+{
+    return score && score->div ? 1 : 0;
+}
+
+int diffsde_score_eval_divergence(const diffsde_score *score, const diffsde_sde *sde, size_t n,
+                                  size_t d, const double *t, const double *x, double *div)
+{
+    static const char name[] = "diffsde_score_eval_divergence";
+    if (!score)
+        return DIFFSDE_ENULL;
+    diffsde_ctx *ctx = score->ctx;
+    if (!sde)
+        return diffsde_i_fail(ctx, DIFFSDE_ENULL, "%s: the SDE is NULL", name);
+    if (d == 0)
+        return diffsde_i_fail(ctx, DIFFSDE_ESIZE, "%s: dimension d must be >= 1", name);
+    size_t nd;
+    if (diffsde_i_mul_size(n, d, &nd) != 0)
+        return diffsde_i_fail(ctx, DIFFSDE_ESIZE, "%s: n*d overflows (n=%zu, d=%zu)", name, n,
+                              d);
+    if (!score->div)
+        return diffsde_i_fail(ctx, DIFFSDE_EUNSUPPORTED,
+                              "%s: the model has no divergence callback "
+                              "(diffsde_score_set_divergence)",
+                              name);
+    if (n == 0)
+        return DIFFSDE_OK;
+    if (!t || !x || !div)
+        return diffsde_i_fail(ctx, DIFFSDE_ENULL, "%s: %s is NULL", name,
+                              !t ? "t" : !x ? "x" : "div");
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && t[i] == t[i - 1])
+            continue;
+        diffsde_sde_coefs c;
+        int rc = diffsde_sde_coefs_at(sde, t[i], &c);
+        if (rc != DIFFSDE_OK)
+            return diffsde_i_fail(ctx, rc, "%s: sample %zu: t=%.17g: %s", name, i, t[i],
+                                  diffsde_strerror(rc));
+    }
+    int cb = score->div(n, d, t, x, div, score->user);
+    if (cb < 0)
+        return diffsde_i_fail(ctx, DIFFSDE_ECALLBACK,
+                              "%s: divergence callback returned %d (fatal)", name, cb);
+    if (cb > 0)
+        return diffsde_i_fail(ctx, DIFFSDE_ERETRY,
+                              "%s: divergence callback returned %d (recoverable)", name, cb);
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(div[i]))
+            return diffsde_i_fail(ctx, DIFFSDE_ENONFINITE,
+                                  "%s: divergence callback returned %g at sample %zu, t=%.17g",
+                                  name, div[i], i, t[i]);
     }
     return DIFFSDE_OK;
 }
