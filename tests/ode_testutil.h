@@ -68,7 +68,7 @@ static inline int otu_logp_cb(size_t n, size_t d, const double *t, const double 
         double acc = 0.0;
         for (size_t j = 0; j < d; j++) {
             double var = otu_var(g, j, t[i]), r = x[i * d + j] - a * g->m[j];
-            acc += -0.5 * log(2.0 * M_PI * var) - 0.5 * r * r / var;
+            acc += -0.5 * log(6.283185307179586 * var) - 0.5 * r * r / var;
         }
         lp[i] = acc;
     }

@@ -23,7 +23,8 @@
  *   estimate of a sample does not depend on its batch. Unbiased for the divergence; the log
  *   density it gives is unbiased up to the (small) effect of the integration.
  * The central difference uses h = cbrt(DBL_EPSILON)·max(1, RMS of the row) along unit-RMS
- * directions unless ::diffsde_loglik_options.fd_step is set.
+ * probe directions (an axis JVP moves its one coordinate by h), unless
+ * ::diffsde_loglik_options.fd_step sets the absolute step h itself.
  *
  * ## Terminal density
  * "prior" (default): the SDE's prior N(0, s²I), which is only approximately p_T — on the
@@ -76,11 +77,12 @@ typedef enum diffsde_terminal {
 typedef struct diffsde_loglik_options {
     diffsde_ode_options ode;       /**< the integrator (default rk45, rtol = atol = 1e-5;
                                         ode.eps NaN means 1e-5 for every SDE, score_sde's
-                                        likelihood ε) */
+                                        likelihood ε; ode.denoise is not used) */
     diffsde_divergence divergence; /**< default ::DIFFSDE_DIVERGENCE_EXACT */
     size_t probes;                 /**< K Hutchinson probes (≥ 1; default 1) */
     diffsde_probe probe;           /**< default ::DIFFSDE_PROBE_RADEMACHER */
-    double fd_step;                /**< finite-difference step (> 0); NaN (default): automatic */
+    double fd_step;                /**< absolute finite-difference step h (> 0); NaN (default):
+                                        automatic (file comment) */
     diffsde_terminal terminal;     /**< default ::DIFFSDE_TERMINAL_PRIOR */
     double bin_width;              /**< b ≥ 0 (default 0: continuous data) */
     int dequantize;                /**< 1: uniform dequantisation (needs b > 0); default 0 */

@@ -132,7 +132,8 @@ DIFFSDE_API const char *diffsde_ode_method_name(diffsde_ode_method m);
  * @return ::DIFFSDE_OK; ::DIFFSDE_ENULL; ::DIFFSDE_EPARAM (unknown name).
  */
 DIFFSDE_API int diffsde_ode_method_from_name(const char *name, diffsde_ode_method *m);
-/** Convergence order of a method (the table's first figure), 0 if invalid. */
+/** Convergence order of a method (the table's first figure; for the variable-order methods the
+ *  highest order they use: 12 for cvode-adams and gsl-msadams, 5 for cvode-bdf), 0 if invalid. */
 DIFFSDE_API int diffsde_ode_method_order(diffsde_ode_method m);
 /** 1 if the method chooses its own steps from rtol/atol, 0 if it uses a grid of N steps. */
 DIFFSDE_API int diffsde_ode_method_is_adaptive(diffsde_ode_method m);

@@ -216,7 +216,7 @@ DIFFSDE_API int diffsde_score_eval_logp(const diffsde_score *score, size_t n, si
  * Optional divergence callback of a model: ∇·s(x, t) = Σ_j ∂s_j/∂x_j, the trace of the score's
  * Jacobian, for a batch — always of the *score*, whatever the model's parametrisation (for an
  * ε̂-model that is −∇·ε̂/σ; for an x̂0-model (α ∇·x̂0 − d)/σ²). The likelihood
- * (diffsde_loglik()) uses it for the exact divergence; without it the exact divergence is
+ * (diffsde_loglik_eval()) uses it for the exact divergence; without it the exact divergence is
  * computed by d central finite-difference Jacobian–vector products.
  *
  * @param n    number of samples in the batch (≥ 1).
