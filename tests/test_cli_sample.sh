@@ -151,7 +151,7 @@ usage_error "--sde-param malformed" "expected KEY=VALUE" $tiny --sde-param beta_
 usage_error "--sde-param unknown key" "unknown parameter" $tiny --sde-param sigma_max=3 $o
 usage_error "--sde-param not a number" "not a finite number" $tiny --sde-param beta_max=abc $o
 usage_error "--sde-param out of range" "beta" $tiny --sde-param beta_max=-1 $o
-usage_error "--sampler unknown" "unknown sampler 'ode'" $tiny --sampler ode $o
+usage_error "--sampler unknown" "unknown sampler 'flow'" $tiny --sampler flow $o
 usage_error "--predictor unknown" "unknown predictor 'heun'" $tiny --predictor heun $o
 usage_error "--corrector unknown" "unknown corrector 'hmc'" $tiny --corrector hmc $o
 usage_error "--snr 0" "--snr: must be > 0" $tiny --snr 0 $o

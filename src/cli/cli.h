@@ -12,6 +12,8 @@
 #include <jansson.h>
 
 #include "diffsde.h"
+#include "diffsde/likelihood.h"
+#include "diffsde/ode.h"
 #include "diffsde/sampler.h"
 
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
@@ -23,7 +25,10 @@ typedef struct cli_command {
 } cli_command;
 
 int cli_demo(int argc, char **argv);
+int cli_decode(int argc, char **argv);
+int cli_encode(int argc, char **argv);
 int cli_gmm(int argc, char **argv);
+int cli_loglik(int argc, char **argv);
 /* cli_sample is declared with the sample section below. */
 int cli_version(int argc, char **argv);
 
@@ -61,6 +66,56 @@ int cli_sde_make(const char *sub, diffsde_ctx *ctx, const cli_sde_opts *o, diffs
 /* Whether argv[1..] contains --help or -h. */
 int cli_wants_help(int argc, char **argv);
 
+/* The directory that will receive `path` (option --opt) must exist and be writable, and path
+ * must name a file: found out before a long run rather than after it. Prints the error;
+ * returns CLI_OK or CLI_FAILED. */
+int cli_check_writable(const char *sub, const char *opt, const char *path);
+
+/* Load the mixture `model` (gmm:...) and its exact score under sde. Prints the error; returns
+ * CLI_OK or CLI_FAILED (nothing to free then). */
+int cli_model_load(const char *sub, diffsde_ctx *ctx, const char *model, const diffsde_sde *sde,
+                   diffsde_gmm **gmm, diffsde_score **score);
+
+/* Read n points of dimension d from --in (.npy 1-D or 2-D, or CSV) into arr (free with
+ * diffsde_array_free(ctx, arr)). Prints the error (unreadable, no rows, wrong dimension);
+ * returns CLI_OK or CLI_FAILED (nothing to free then). */
+int cli_read_points(const char *sub, diffsde_ctx *ctx, const char *path, size_t d,
+                    diffsde_array *arr);
+
+/* ---- flow-ODE options shared by sample --sampler ode, encode, decode and loglik (opts.c) ---- */
+
+/* Which ODE options the command line gave, to refuse those that would have no effect. */
+typedef struct cli_ode_given {
+    int method, steps, grid, rho, rtol, atol, whole_batch;
+} cli_ode_given;
+
+/* Parse --method / --grid values; print the error (with the valid names) and return -1. */
+int cli_parse_ode_method(const char *sub, const char *text, diffsde_ode_method *m);
+int cli_parse_grid(const char *sub, const char *text, diffsde_time_grid *g);
+
+/* Refuse given options that the method ignores: --steps, --grid and --rho with an adaptive
+ * method, --rtol, --atol and --whole-batch with a fixed-grid one, --rho off the Karras grid.
+ * Prints the error; returns CLI_OK or CLI_USAGE. */
+int cli_ode_check_given(const char *sub, const diffsde_ode_options *o, const cli_ode_given *g);
+
+/* The ODE's configuration as JSON members of obj (method, steps, grid, rho, rtol, atol,
+ * max_steps, whole_batch, eps, denoise from the resolved options; null where the method does
+ * not use a value). Returns 0, or -1 when out of memory. */
+int cli_ode_config_json(json_t *obj, const diffsde_ode_options *o);
+/* The counters of a solve as members of obj (nfe_per_sample, nfe_min, nfe_max, score_calls,
+ * score_evals, denoise_calls, steps, accepted, rejected). Returns 0, or -1. */
+int cli_ode_stats_json(json_t *obj, const diffsde_ode_stats *st);
+/* Accumulate the counters of one chunk of a solve into a run total (nfe_per_sample is left
+ * for the caller, who knows the number of samples). */
+void cli_ode_stats_add(diffsde_ode_stats *total, const diffsde_ode_stats *chunk, int first);
+
+/* The SDE's parameters as a JSON object (NULL when out of memory). */
+json_t *cli_sde_params_json(const diffsde_sde *sde);
+/* A JSON string of a command-line text, non-UTF-8 bytes replaced by '?' (NULL: no memory). */
+json_t *cli_json_text(const char *str);
+/* The command line as a JSON array starting with "diffsde" (NULL when out of memory). */
+json_t *cli_json_argv(int argc, char **argv);
+
 /* ---- diffsde sample (cmd_sample.c), shared with the demo ---------------------------------- */
 
 /* Samples per sampler run: n samples are drawn in chunks of this many (sample0 offsets), which
@@ -73,6 +128,8 @@ typedef struct cli_sample_config {
     const char *model;           /* gmm:FILE.json | gmm:BUILTIN (required) */
     cli_sde_opts sde;            /* --sde (default "vp") and --sde-param */
     diffsde_sampler_options opt; /* method and its options; snr/eps NaN until resolved */
+    int ode;                     /* --sampler ode: the flow ODE instead of opt */
+    diffsde_ode_options ode_opt; /* its options; once run, as resolved by the library */
     uint64_t n;                  /* number of samples (required, >= 1) */
     uint64_t seed;               /* Philox seed (default 0) */
     const char *out;             /* samples .npy/.csv (required) */
@@ -86,11 +143,14 @@ typedef struct cli_sample_config {
 typedef struct cli_sample_result {
     size_t d;                    /* dimension of the model */
     diffsde_sampler_stats stats; /* summed over the chunks; nfe_per_sample over all n */
+    diffsde_ode_stats ode_stats; /* the same for --sampler ode, with nfe_min and nfe_max */
     double wall_seconds;         /* sampling wall time (all chunks, prior draw to denoising) */
     int have_metrics;            /* 1 when metrics were computed (mixture model, n >= 2) */
     uint64_t metrics_seed;       /* cli_metrics_seed(seed) */
     double metrics_seconds;      /* time spent on the metrics */
-    diffsde_metrics metrics;     /* against the exact p0 */
+    double metrics_t;            /* time of the exact reference: 0 for p0 (denoised
+                                    samples), eps for p_eps (the flow's value at eps) */
+    diffsde_metrics metrics;     /* against the exact p_{metrics_t} */
 } cli_sample_result;
 
 void cli_sample_config_default(cli_sample_config *c);

@@ -1,16 +1,17 @@
 /*
  * diffsde sample: draw samples by running the reverse SDE of a forward SDE with a model's
- * score, write them as .npy (or CSV) atomically and, with --report, a JSON report holding the
- * full configuration, the counters and — for a Gaussian-mixture model — the metrics against
- * the exact p0.
+ * score (--sampler pc, adaptive-sde) or its probability-flow ODE (--sampler ode), write them
+ * as .npy (or CSV) atomically and, with --report, a JSON report holding the full
+ * configuration, the counters and — for a Gaussian-mixture model — the metrics against the
+ * exact density of what was sampled: p0 for denoised samples, p_eps for the flow's value at
+ * eps (the ODE's default), since x(eps) is a sample of p_eps and not of p0.
  *
  * Exit status: 0 success; 1 the run failed (model file unreadable, NaN during sampling, an
  * output that cannot be written); 2 usage error: an unknown option, a bad value, or a
  * configuration the sampler refuses before running (ancestral with sub-VP, VP reverse
- * diffusion or ancestral with N <= beta_max). On any failure no output file is created or
- * changed.
+ * diffusion or ancestral with N <= beta_max; whole-batch with a fixed-grid method). On any
+ * failure no output file is created or changed.
  */
-#define _POSIX_C_SOURCE 200809L /* access */
 
 #include <getopt.h>
 #include <math.h>
@@ -28,8 +29,11 @@ static void help(void)
         "usage: diffsde sample --model MODEL --n N --out FILE [options]\n"
         "\n"
         "Draws N samples by running the reverse-time SDE from the prior at T down to eps\n"
-        "with the model's score, then (by default) one Tweedie denoising step. Same seed\n"
-        "and options give the same bits, whatever the machine load or the chunking.\n"
+        "with the model's score, then (by default) one Tweedie denoising step; or, with\n"
+        "--sampler ode, by integrating the probability-flow ODE from the prior draw down\n"
+        "to eps (no denoising by default: x(eps) is a sample of p_eps). Same seed and\n"
+        "options give the same bits, whatever the machine load or the chunking (except\n"
+        "with --batch-norms, --reference or --whole-batch).\n"
         "\n"
         "model and SDE:\n"
         "  --model MODEL        gmm:FILE.json or gmm:NAME, NAME one of ring8, grid25,\n"
@@ -38,30 +42,53 @@ static void help(void)
         "  --sde SDE            ve, vp or subvp (default: vp)\n"
         "  --sde-param K=V      override an SDE parameter, repeatable: sigma_min,\n"
         "                       sigma_max for ve (defaults 0.01, 50); beta_min, beta_max\n"
-        "                       for vp and subvp (defaults 0.1, 20)\n"
+        "                       for vp and subvp (defaults 0.1, 20)\n");
+    printf(
         "sampler:\n"
-        "  --sampler S          pc (predictor-corrector on a fixed grid) or adaptive-sde\n"
-        "                       (per-sample step control) (default: pc)\n"
+        "  --sampler S          pc (predictor-corrector on a fixed grid), adaptive-sde\n"
+        "                       (per-sample step control) or ode (the probability-flow\n"
+        "                       ODE, deterministic given the prior draw) (default: pc)\n"
         "  --predictor P        euler-maruyama, reverse-diffusion, ancestral (ve and vp\n"
         "                       only) or none (pc; default: reverse-diffusion)\n"
         "  --corrector C        langevin, ald, mala or none (pc; default: langevin)\n"
         "  --snr R              corrector signal-to-noise ratio, > 0 (pc; default: 0.16\n"
         "                       for ve, 0.01 for vp and subvp)\n"
-        "  --steps N            number of levels, N >= 2 (pc; default: 1000)\n"
+        "  --steps N            number of levels, N >= 2 (pc; default: 1000); with ode,\n"
+        "                       steps of a fixed-grid or few-step method, N >= 1\n"
+        "                       (default: 100 for euler, heun, rk4; 20 for ddim and\n"
+        "                       dpm-solver++2m; 18 for edm-heun, NFE 2N-1)\n"
         "  --corrector-steps K  corrector steps per level, K >= 1 (pc; default: 1)\n"
         "  --eps E              final time, 0 < E < T (default: 1e-5 for ve, 1e-3 for\n"
         "                       vp and subvp)\n"
+        "  --denoise            end with one Tweedie step x0 = (x + sigma(eps)^2 s)/alpha\n"
+        "                       (default: on for pc and adaptive-sde, off for ode)\n"
         "  --no-denoise         return x at eps, without the final Tweedie step\n"
-        "                       (default: denoise)\n"
-        "  --rtol R             relative tolerance, > 0 (adaptive-sde; default: 0.05)\n"
-        "  --atol A             absolute tolerance, > 0 (adaptive-sde; default: 0.01)\n"
+        "  --rtol R             relative tolerance, > 0 (adaptive-sde: default 0.05;\n"
+        "                       ode with an adaptive method: default 1e-5)\n"
+        "  --atol A             absolute tolerance, > 0 (adaptive-sde: default 0.01;\n"
+        "                       ode with an adaptive method: default 1e-5)\n"
         "  --reference          score_sde's conventions exactly: its time grid,\n"
         "                       batch-averaged Langevin norms, the last predictor mean\n"
         "                       returned (pc; default: off)\n"
         "  --batch-norms        Langevin step from batch-averaged norms, as score_sde\n"
         "                       (pc; default: off, per-sample norms). The batch is a\n"
         "                       chunk of %d samples: with this option or --reference\n"
-        "                       the result depends on N\n"
+        "                       the result depends on N\n",
+        CLI_SAMPLE_CHUNK);
+    printf(
+        "ode (--sampler ode):\n"
+        "  --method M           euler, heun, rk4 (fixed grid); rk45 (Dormand-Prince 5(4),\n"
+        "                       per-sample step control), cvode-adams, cvode-bdf,\n"
+        "                       arkode-dp, gsl-rkf45, gsl-rk8pd, gsl-msadams (adaptive);\n"
+        "                       ddim, dpm-solver++2m, edm-heun (few-step) (default: rk45)\n"
+        "  --grid G             time grid of fixed-grid and few-step methods: uniform,\n"
+        "                       logsnr or karras (default: uniform; logsnr for\n"
+        "                       dpm-solver++2m, karras for edm-heun)\n"
+        "  --rho R              exponent of the karras grid, > 0 (default: 7)\n"
+        "  --whole-batch        adaptive methods: one step size for the whole chunk, as\n"
+        "                       one flattened system (score_sde's convention; the result\n"
+        "                       then depends on the chunk) (default: per sample)\n");
+    printf(
         "run and output:\n"
         "  --n N                number of samples, >= 1 (required)\n"
         "  --seed S             Philox seed, 0 .. 2^64-1 (default: 0)\n"
@@ -69,25 +96,31 @@ static void help(void)
         "                       ends in .csv; written atomically (required)\n"
         "  --report FILE        JSON report: the configuration with every default filled\n"
         "                       in, library version, seed, nfe_per_sample, score_calls,\n"
-        "                       wall_seconds and, for mixtures, the metrics against the\n"
-        "                       exact p0, seeded with S XOR 0x6d657472696373\n"
-        "                       (default: none)\n"
+        "                       wall_seconds (ode: nfe_min, nfe_max, accepted, rejected)\n"
+        "                       and, for mixtures, the metrics against the exact p0\n"
+        "                       (denoised samples) or p_eps (without denoising), seeded\n"
+        "                       with S XOR 0x6d657472696373 (default: none)\n"
         "  --quiet              no progress line, no summary (default: a progress line\n"
         "                       on stderr if it is a terminal, a summary on stdout)\n"
         "  --help               this text\n"
         "\n"
-        "Options that would have no effect (pc options with adaptive-sde, --rtol/--atol\n"
-        "with pc, --snr, --corrector-steps or --batch-norms with --corrector none) are\n"
-        "usage errors.\n"
+        "Options that would have no effect (pc options with adaptive-sde or ode, ode\n"
+        "options with pc or adaptive-sde, --rtol/--atol with pc, --snr, --corrector-steps\n"
+        "or --batch-norms with --corrector none; with ode, --steps/--grid/--rho with an\n"
+        "adaptive method, --rtol/--atol/--whole-batch with a fixed-grid one, --rho off\n"
+        "the karras grid) are usage errors.\n"
         "\n"
         "exit status: 0 success, 1 the run failed, 2 usage error (including\n"
         "configurations the sampler refuses); on failure no output file is written.\n"
         "\n"
-        "example:\n"
+        "examples:\n"
         "  diffsde sample --model gmm:ring8 --sde vp --sampler pc \\\n"
         "      --predictor reverse-diffusion --corrector langevin --snr 0.16 \\\n"
-        "      --steps 1000 --n 10000 --seed 1 --out samples.npy --report run.json\n",
-        CLI_SAMPLE_CHUNK);
+        "      --steps 1000 --n 10000 --seed 1 --out samples.npy --report run.json\n"
+        "  diffsde sample --model gmm:ring8 --sde vp --sampler ode --method rk45 \\\n"
+        "      --rtol 1e-5 --atol 1e-5 --n 10000 --seed 1 --out flow.npy --report flow.json\n"
+        "  diffsde sample --model gmm:ring8 --sampler ode --method dpm-solver++2m \\\n"
+        "      --steps 10 --grid logsnr --n 10000 --out fast.npy\n");
 }
 
 uint64_t cli_metrics_seed(uint64_t seed)
@@ -102,13 +135,14 @@ void cli_sample_config_default(cli_sample_config *c)
     diffsde_sampler_options_default(&c->opt);
     c->opt.snr = NAN;
     c->opt.eps = NAN;
+    diffsde_ode_options_default(&c->ode_opt);
+    c->ode_opt.eps = NAN;
 }
 
 /* Which options were given, to refuse those that would have no effect. */
-enum { G_PRED, G_CORR, G_SNR, G_STEPS, G_CSTEPS, G_RTOL, G_ATOL, G_REF, G_BATCH, G_COUNT };
+enum { G_PRED, G_CORR, G_SNR, G_CSTEPS, G_REF, G_BATCH, G_COUNT };
 static const char *const given_names[G_COUNT] = {
-    "--predictor", "--corrector", "--snr", "--steps", "--corrector-steps",
-    "--rtol", "--atol", "--reference", "--batch-norms"};
+    "--predictor", "--corrector", "--snr", "--corrector-steps", "--reference", "--batch-norms"};
 
 static int parse_positive(const char *opt, const char *text, double *out)
 {
@@ -135,12 +169,100 @@ static int parse_count(const char *opt, const char *text, uint64_t min, size_t *
     return 0;
 }
 
+/* Options shared by the samplers whose meaning or default depends on the sampler, kept until
+ * the sampler is known (the command line is read in any order). */
+typedef struct shared_opts {
+    const char *steps_text;
+    size_t steps;
+    int have_rtol, have_atol, denoise; /* denoise: -1 not given */
+    double rtol, atol, eps;
+} shared_opts;
+
+/* Check the pc / adaptive-sde options and move the shared ones into c->opt. */
+static int finish_sde(cli_sample_config *c, const shared_opts *sh, const int *given,
+                      const cli_ode_given *og)
+{
+    diffsde_sampler_options *o = &c->opt;
+    const char *ode_only = og->method ? "--method" : og->grid ? "--grid" : og->rho ? "--rho"
+                           : og->whole_batch ? "--whole-batch" : NULL;
+    if (ode_only) {
+        cli_error(sub, "%s applies to --sampler ode only", ode_only);
+        return CLI_USAGE;
+    }
+    if (o->method == DIFFSDE_SAMPLER_ADAPTIVE_SDE) {
+        for (int g = G_PRED; g < G_COUNT; g++)
+            if (given[g]) {
+                cli_error(sub, "%s applies to --sampler pc only", given_names[g]);
+                return CLI_USAGE;
+            }
+        if (sh->steps_text) {
+            cli_error(sub, "--steps applies to --sampler pc only (and to the fixed-grid "
+                      "methods of --sampler ode)");
+            return CLI_USAGE;
+        }
+    } else {
+        if (sh->have_rtol || sh->have_atol) {
+            cli_error(sub, "%s applies to --sampler adaptive-sde only (and to the adaptive "
+                      "methods of --sampler ode)", sh->have_rtol ? "--rtol" : "--atol");
+            return CLI_USAGE;
+        }
+        static const int corrector_only[] = {G_SNR, G_CSTEPS, G_BATCH};
+        for (size_t k = 0; k < 3 && o->corrector == DIFFSDE_CORRECTOR_NONE; k++)
+            if (given[corrector_only[k]]) {
+                cli_error(sub, "%s has no effect with --corrector none",
+                          given_names[corrector_only[k]]);
+                return CLI_USAGE;
+            }
+        if (sh->steps_text) {
+            if (sh->steps < 2) {
+                cli_error(sub, "--steps: must be at least 2 (got %s)", sh->steps_text);
+                return CLI_USAGE;
+            }
+            o->steps = sh->steps;
+        }
+    }
+    if (sh->have_rtol)
+        o->rtol = sh->rtol;
+    if (sh->have_atol)
+        o->atol = sh->atol;
+    if (sh->denoise >= 0)
+        o->denoise = sh->denoise;
+    o->eps = sh->eps;
+    return CLI_OK;
+}
+
+/* Check the ode options and move the shared ones into c->ode_opt. */
+static int finish_ode(cli_sample_config *c, const shared_opts *sh, const int *given,
+                      cli_ode_given *og)
+{
+    diffsde_ode_options *o = &c->ode_opt;
+    for (int g = G_PRED; g < G_COUNT; g++)
+        if (given[g]) {
+            cli_error(sub, "%s applies to --sampler pc only", given_names[g]);
+            return CLI_USAGE;
+        }
+    og->steps = sh->steps_text != NULL;
+    og->rtol = sh->have_rtol;
+    og->atol = sh->have_atol;
+    if (cli_ode_check_given(sub, o, og) != CLI_OK)
+        return CLI_USAGE;
+    if (sh->steps_text)
+        o->steps = sh->steps; /* >= 1 already */
+    if (sh->have_rtol)
+        o->rtol = sh->rtol;
+    if (sh->have_atol)
+        o->atol = sh->atol;
+    o->denoise = sh->denoise > 0;
+    c->opt.eps = sh->eps; /* resolve() fills the SDE's default and checks it for both */
+    return CLI_OK;
+}
+
 static int parse(int argc, char **argv, cli_sample_config *c)
 {
     enum {
         O_MODEL = 1, O_SDE, O_SDE_PARAM, O_SAMPLER, O_PRED, O_CORR, O_SNR, O_STEPS, O_CSTEPS,
-        O_EPS, O_NO_DENOISE, O_RTOL, O_ATOL, O_N, O_SEED, O_OUT, O_REPORT, O_REF, O_BATCH,
-        O_QUIET
+        O_EPS, O_DENOISE, O_NO_DENOISE, O_RTOL, O_ATOL, O_N, O_SEED, O_OUT, O_REPORT, O_REF,
+        O_BATCH, O_QUIET, O_METHOD, O_GRID, O_RHO, O_WHOLE
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, O_MODEL},
@@ -153,6 +275,7 @@ static int parse(int argc, char **argv, cli_sample_config *c)
         {"steps", required_argument, NULL, O_STEPS},
         {"corrector-steps", required_argument, NULL, O_CSTEPS},
         {"eps", required_argument, NULL, O_EPS},
+        {"denoise", no_argument, NULL, O_DENOISE},
         {"no-denoise", no_argument, NULL, O_NO_DENOISE},
         {"rtol", required_argument, NULL, O_RTOL},
         {"atol", required_argument, NULL, O_ATOL},
@@ -163,8 +286,14 @@ static int parse(int argc, char **argv, cli_sample_config *c)
         {"reference", no_argument, NULL, O_REF},
         {"batch-norms", no_argument, NULL, O_BATCH},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"method", required_argument, NULL, O_METHOD},
+        {"grid", required_argument, NULL, O_GRID},
+        {"rho", required_argument, NULL, O_RHO},
+        {"whole-batch", no_argument, NULL, O_WHOLE},
         {NULL, 0, NULL, 0}};
     int given[G_COUNT] = {0};
+    cli_ode_given og = {0};
+    shared_opts sh = {NULL, 0, 0, 0, -1, 0, 0, NAN};
     int have_n = 0;
     diffsde_sampler_options *o = &c->opt;
     optind = 1;
@@ -177,8 +306,10 @@ static int parse(int argc, char **argv, cli_sample_config *c)
         case O_SDE: c->sde.name = optarg; break;
         case O_SDE_PARAM: bad = cli_sde_add_param(sub, &c->sde, optarg); break;
         case O_SAMPLER:
-            if (diffsde_sampler_method_from_name(optarg, &o->method) != DIFFSDE_OK) {
-                cli_error(sub, "--sampler: unknown sampler '%s' (pc or adaptive-sde)", optarg);
+            c->ode = strcmp(optarg, "ode") == 0;
+            if (!c->ode && diffsde_sampler_method_from_name(optarg, &o->method) != DIFFSDE_OK) {
+                cli_error(sub, "--sampler: unknown sampler '%s' (pc, adaptive-sde or ode)",
+                          optarg);
                 bad = 1;
             }
             break;
@@ -199,15 +330,24 @@ static int parse(int argc, char **argv, cli_sample_config *c)
             }
             break;
         case O_SNR: given[G_SNR] = 1; bad = parse_positive("snr", optarg, &o->snr); break;
-        case O_STEPS: given[G_STEPS] = 1; bad = parse_count("steps", optarg, 2, &o->steps); break;
+        case O_STEPS:
+            /* The minimum (pc 2, ode 1) is checked once the sampler is known. */
+            sh.steps_text = optarg;
+            {
+                uint64_t v;
+                bad = cli_parse_u64(sub, "steps", optarg, &v);
+                sh.steps = v > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)v;
+            }
+            break;
         case O_CSTEPS:
             given[G_CSTEPS] = 1;
             bad = parse_count("corrector-steps", optarg, 1, &o->corrector_steps);
             break;
-        case O_EPS: bad = parse_positive("eps", optarg, &o->eps); break;
-        case O_NO_DENOISE: o->denoise = 0; break;
-        case O_RTOL: given[G_RTOL] = 1; bad = parse_positive("rtol", optarg, &o->rtol); break;
-        case O_ATOL: given[G_ATOL] = 1; bad = parse_positive("atol", optarg, &o->atol); break;
+        case O_EPS: bad = parse_positive("eps", optarg, &sh.eps); break;
+        case O_DENOISE: sh.denoise = 1; break;
+        case O_NO_DENOISE: sh.denoise = 0; break;
+        case O_RTOL: sh.have_rtol = 1; bad = parse_positive("rtol", optarg, &sh.rtol); break;
+        case O_ATOL: sh.have_atol = 1; bad = parse_positive("atol", optarg, &sh.atol); break;
         case O_N:
             have_n = 1;
             bad = cli_parse_u64(sub, "n", optarg, &c->n);
@@ -222,6 +362,13 @@ static int parse(int argc, char **argv, cli_sample_config *c)
         case O_REF: given[G_REF] = 1; o->reference = 1; break;
         case O_BATCH: given[G_BATCH] = 1; o->batch_norms = 1; break;
         case O_QUIET: c->quiet = 1; break;
+        case O_METHOD:
+            og.method = 1;
+            bad = cli_parse_ode_method(sub, optarg, &c->ode_opt.method);
+            break;
+        case O_GRID: og.grid = 1; bad = cli_parse_grid(sub, optarg, &c->ode_opt.grid); break;
+        case O_RHO: og.rho = 1; bad = parse_positive("rho", optarg, &c->ode_opt.rho); break;
+        case O_WHOLE: og.whole_batch = 1; c->ode_opt.whole_batch = 1; break;
         case ':':
             cli_error(sub, "option %s needs a value (see diffsde sample --help)",
                       argv[optind - 1]);
@@ -253,28 +400,12 @@ static int parse(int argc, char **argv, cli_sample_config *c)
         cli_error(sub, "--report and --out name the same file '%s'", c->out);
         return CLI_USAGE;
     }
-    /* Options that would have no effect are refused, so nobody believes they changed a run. */
-    if (o->method == DIFFSDE_SAMPLER_ADAPTIVE_SDE) {
-        for (int g = G_PRED; g < G_COUNT; g++)
-            if (given[g] && g != G_RTOL && g != G_ATOL) {
-                cli_error(sub, "%s applies to --sampler pc only", given_names[g]);
-                return CLI_USAGE;
-            }
-    } else {
-        for (int g = G_RTOL; g <= G_ATOL; g++)
-            if (given[g]) {
-                cli_error(sub, "%s applies to --sampler adaptive-sde only", given_names[g]);
-                return CLI_USAGE;
-            }
-        static const int corrector_only[] = {G_SNR, G_CSTEPS, G_BATCH};
-        for (size_t k = 0; k < 3 && o->corrector == DIFFSDE_CORRECTOR_NONE; k++)
-            if (given[corrector_only[k]]) {
-                cli_error(sub, "%s has no effect with --corrector none",
-                          given_names[corrector_only[k]]);
-                return CLI_USAGE;
-            }
+    if (c->ode && sh.steps_text && sh.steps < 1) {
+        cli_error(sub, "--steps: must be at least 1 (got %s)", sh.steps_text);
+        return CLI_USAGE;
     }
-    return CLI_OK;
+    /* Options that would have no effect are refused, so nobody believes they changed a run. */
+    return c->ode ? finish_ode(c, &sh, given, &og) : finish_sde(c, &sh, given, &og);
 }
 
 /* Fill the SDE-dependent defaults (snr, eps) and check eps against T. */
@@ -293,34 +424,7 @@ static int resolve(const char *s, cli_sample_config *c, const diffsde_sde *sde)
                   diffsde_sde_name(sde), c->opt.eps);
         return CLI_USAGE;
     }
-    return CLI_OK;
-}
-
-/* The directory that will receive `path` must exist and be writable: found out before a long
- * run rather than after it. */
-static int check_writable(const char *s, const char *opt, const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    size_t len = slash ? (size_t)(slash - path) + 1 : 0;
-    if (len >= sizeof dir)
-        return CLI_OK; /* let the write itself report it */
-    if (len == 0) {
-        dir[0] = '.';
-        dir[1] = '\0';
-    } else {
-        memcpy(dir, path, len);
-        dir[len] = '\0';
-    }
-    if (path[len] == '\0') {
-        cli_error(s, "--%s '%s' names a directory, not a file", opt, path);
-        return CLI_FAILED;
-    }
-    if (access(dir, W_OK | X_OK) != 0) {
-        cli_error(s, "--%s %s: the directory '%s' does not exist or is not writable", opt,
-                  path, dir);
-        return CLI_FAILED;
-    }
+    c->ode_opt.eps = c->opt.eps;
     return CLI_OK;
 }
 
@@ -389,22 +493,74 @@ static int draw(const char *s, diffsde_ctx *ctx, diffsde_sampler *smp, const dif
     return rc == DIFFSDE_OK ? CLI_OK : CLI_FAILED;
 }
 
-/* Metrics against the exact p0; a failure here (e.g. a sample so far out that log p0
- * underflows) does not fail the run: the samples are written, the report says why. */
-static void measure(diffsde_ctx *ctx, const diffsde_gmm *gmm, const cli_sample_config *c,
-                    const double *x, cli_sample_result *r, char *err, size_t errlen)
+/* Integrate the flow ODE for all n samples, chunk by chunk, into x (n × d). The library has no
+ * step hook, so the progress line advances by chunks. */
+static int draw_ode(const char *s, diffsde_ctx *ctx, diffsde_ode *ode, const diffsde_noise *noise,
+                    const cli_sample_config *c, size_t d, double *x, cli_sample_result *r)
+{
+    size_t n = (size_t)c->n, chunk = n < CLI_SAMPLE_CHUNK ? n : CLI_SAMPLE_CHUNK;
+    size_t nchunks = (n + chunk - 1) / chunk;
+    cli_progress prog;
+    cli_progress_start(&prog, c->quiet);
+    memset(&r->ode_stats, 0, sizeof r->ode_stats);
+    int rc = DIFFSDE_OK;
+    for (size_t i0 = 0; i0 < n && rc == DIFFSDE_OK; i0 += chunk) {
+        size_t nc = n - i0 < chunk ? n - i0 : chunk;
+        rc = diffsde_ode_sample(ode, noise, (uint64_t)i0, nc, d, x + i0 * d);
+        if (rc != DIFFSDE_OK) {
+            cli_progress_end(&prog);
+            if (nc < n)
+                cli_error(s, "samples %zu..%zu: %s", i0, i0 + nc - 1, diffsde_errmsg(ctx));
+            else
+                cli_error(s, "%s", diffsde_errmsg(ctx));
+            break;
+        }
+        diffsde_ode_stats st;
+        diffsde_ode_get_stats(ode, &st);
+        cli_ode_stats_add(&r->ode_stats, &st, i0 == 0);
+        if (nchunks > 1)
+            cli_progress_update(&prog, (double)(i0 + nc) / (double)n, i0 / chunk + 1, nchunks,
+                                r->ode_stats.steps, c->ode_opt.eps,
+                                (double)r->ode_stats.score_evals / (double)(i0 + nc), 1);
+    }
+    cli_progress_end(&prog);
+    r->ode_stats.nfe_per_sample = (double)r->ode_stats.score_evals / (double)n;
+    r->wall_seconds = cli_now() - prog.start;
+    return rc == DIFFSDE_OK ? CLI_OK : CLI_FAILED;
+}
+
+/* Metrics against the exact density of what was sampled: p0 for denoised samples, p_eps for
+ * the flow's value at eps. A failure here (e.g. a sample so far out that log p underflows)
+ * does not fail the run: the samples are written, the report says why. */
+static void measure(diffsde_ctx *ctx, const diffsde_gmm *gmm, const diffsde_sde *sde,
+                    const cli_sample_config *c, const double *x, cli_sample_result *r,
+                    char *err, size_t errlen)
 {
     diffsde_noise *mnoise = NULL;
     double t0 = cli_now();
     r->metrics_seed = cli_metrics_seed(c->seed);
+    /* pc and adaptive-sde keep p0 as their reference whatever --no-denoise says (their
+     * reports mean what they meant); the ODE is measured where it ends. */
+    r->metrics_t = c->ode && !c->ode_opt.denoise ? c->ode_opt.eps : 0;
     if (diffsde_noise_new_philox(ctx, r->metrics_seed, &mnoise) == DIFFSDE_OK &&
-        diffsde_metrics_compute(ctx, gmm, NULL, 0, mnoise, (size_t)c->n, x, NULL,
-                                &r->metrics) == DIFFSDE_OK)
+        diffsde_metrics_compute(ctx, gmm, r->metrics_t > 0 ? sde : NULL, r->metrics_t, mnoise,
+                                (size_t)c->n, x, NULL, &r->metrics) == DIFFSDE_OK)
         r->have_metrics = 1;
     else
         snprintf(err, errlen, "%s", diffsde_errmsg(ctx));
     r->metrics_seconds = cli_now() - t0;
     diffsde_noise_free(mnoise);
+}
+
+/* A configuration the library refuses before running is a usage error (exit 2). */
+static int refused(const char *s, diffsde_ctx *ctx, int st)
+{
+    int usage = st == DIFFSDE_EPARAM || st == DIFFSDE_EUNSUPPORTED;
+    if (usage)
+        cli_error(s, "%s (see diffsde %s --help)", diffsde_errmsg(ctx), s);
+    else
+        cli_error(s, "%s", diffsde_errmsg(ctx));
+    return usage ? CLI_USAGE : CLI_FAILED;
 }
 
 int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
@@ -420,6 +576,7 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
     diffsde_gmm *gmm = NULL;
     diffsde_score *score = NULL;
     diffsde_sampler *smp = NULL;
+    diffsde_ode *ode = NULL;
     diffsde_noise *noise = NULL;
     double *x = NULL;
     char *report_tmp = NULL, merr[DIFFSDE_ERRMSG_CAPACITY] = "";
@@ -427,30 +584,23 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
     int rc = cli_sde_make(s, ctx, &c->sde, &sde);
     if (rc == CLI_OK)
         rc = resolve(s, c, sde);
-    if (rc == CLI_OK && diffsde_gmm_load(ctx, c->model, &gmm) != DIFFSDE_OK) {
-        cli_error(s, "--model %s: %s", c->model, diffsde_errmsg(ctx));
-        rc = CLI_FAILED;
-    }
-    if (rc == CLI_OK && diffsde_gmm_score_new(gmm, sde, &score) != DIFFSDE_OK) {
-        cli_error(s, "--model %s: %s", c->model, diffsde_errmsg(ctx));
-        rc = CLI_FAILED;
-    }
-    if (rc == CLI_OK) {
+    if (rc == CLI_OK)
+        rc = cli_model_load(s, ctx, c->model, sde, &gmm, &score);
+    if (rc == CLI_OK && c->ode) {
+        int st = diffsde_ode_new(ctx, sde, score, &c->ode_opt, &ode);
+        if (st != DIFFSDE_OK)
+            rc = refused(s, ctx, st);
+        else
+            diffsde_ode_get_options(ode, &c->ode_opt); /* the report shows resolved values */
+    } else if (rc == CLI_OK) {
         int st = diffsde_sampler_new(ctx, sde, score, &c->opt, &smp);
-        if (st != DIFFSDE_OK) {
-            /* Refused options are a configuration error: exit 2. */
-            int usage = st == DIFFSDE_EPARAM || st == DIFFSDE_EUNSUPPORTED;
-            if (usage)
-                cli_error(s, "%s (see diffsde %s --help)", diffsde_errmsg(ctx), s);
-            else
-                cli_error(s, "%s", diffsde_errmsg(ctx));
-            rc = usage ? CLI_USAGE : CLI_FAILED;
-        }
+        if (st != DIFFSDE_OK)
+            rc = refused(s, ctx, st);
     }
     if (rc == CLI_OK)
-        rc = check_writable(s, "out", c->out);
+        rc = cli_check_writable(s, "out", c->out);
     if (rc == CLI_OK && c->report)
-        rc = check_writable(s, "report", c->report);
+        rc = cli_check_writable(s, "report", c->report);
     if (rc == CLI_OK) {
         r->d = diffsde_gmm_dim(gmm);
         if (c->n > SIZE_MAX / sizeof(double) / r->d ||
@@ -465,9 +615,10 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
         rc = CLI_FAILED;
     }
     if (rc == CLI_OK)
-        rc = draw(s, ctx, smp, noise, c, sde, r->d, x, r);
+        rc = c->ode ? draw_ode(s, ctx, ode, noise, c, r->d, x, r)
+                    : draw(s, ctx, smp, noise, c, sde, r->d, x, r);
     if (rc == CLI_OK && want_metrics && c->n >= 2) {
-        measure(ctx, gmm, c, x, r, merr, sizeof merr);
+        measure(ctx, gmm, sde, c, x, r, merr, sizeof merr);
         if (!r->have_metrics)
             cli_error(s, "warning: metrics not computed: %s", merr);
     }
@@ -493,6 +644,7 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
     json_decref(doc);
     free(x);
     diffsde_noise_free(noise);
+    diffsde_ode_free(ode);
     diffsde_sampler_free(smp);
     diffsde_score_free(score);
     diffsde_gmm_free(gmm);
@@ -520,6 +672,7 @@ int cli_sample(int argc, char **argv)
         printf("wrote %llu samples of dimension %zu to %s%s%s (%.4g score evaluations per "
                "sample, %.3g s)\n",
                (unsigned long long)c.n, r.d, c.out, c.report ? " and the report to " : "",
-               c.report ? c.report : "", r.stats.nfe_per_sample, r.wall_seconds);
+               c.report ? c.report : "",
+               c.ode ? r.ode_stats.nfe_per_sample : r.stats.nfe_per_sample, r.wall_seconds);
     return rc;
 }

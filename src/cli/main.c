@@ -6,8 +6,11 @@
 #include "cli/cli.h"
 
 static const cli_command commands[] = {
-    {"sample", "draw samples with a reverse-time SDE sampler (predictor-corrector, adaptive)",
+    {"sample", "draw samples with a reverse-time SDE (pc, adaptive-sde) or the flow ODE",
      cli_sample},
+    {"loglik", "exact log-likelihoods of data through the probability-flow ODE", cli_loglik},
+    {"encode", "map data at eps to latents at T with the probability-flow ODE", cli_encode},
+    {"decode", "map latents at T back to data at eps (the inverse of encode)", cli_decode},
     {"gmm", "the exact Gaussian-mixture oracle: describe, sample, score, logpdf", cli_gmm},
     {"demo", "sample ring8 and measure the samples against the exact density", cli_demo},
     {"version", "print the library and header versions", cli_version},

@@ -110,10 +110,10 @@ json_t *cli_report_metrics(const diffsde_metrics *m)
     return o;
 }
 
-/* A JSON string of a command-line text. JSON strings are UTF-8: a path in another encoding is
- * kept with its non-ASCII bytes replaced by '?' (the report stays valid JSON). */
-static json_t *text(const char *str)
+json_t *cli_json_text(const char *str)
 {
+    /* JSON strings are UTF-8: a path in another encoding is kept with its non-ASCII bytes
+     * replaced, so that the report stays valid JSON. */
     json_t *j = json_string(str);
     if (j || !str)
         return j;
@@ -128,47 +128,104 @@ static json_t *text(const char *str)
     return j;
 }
 
-static json_t *config_json(const cli_sample_config *c, const diffsde_sde *sde)
+json_t *cli_json_argv(int argc, char **argv)
 {
-    static const char *const keys[] = {"sigma_min", "sigma_max", "beta_min", "beta_max", "T"};
-    const diffsde_sampler_options *o = &c->opt;
-    int bad = 0;
-    json_t *cfg = json_object(), *params = json_object();
-    if (!cfg || !params) {
-        json_decref(cfg);
-        json_decref(params);
+    json_t *a = json_array();
+    int bad = !a || json_array_append_new(a, json_string("diffsde")) != 0;
+    for (int i = 0; !bad && i < argc; i++)
+        bad |= json_array_append_new(a, cli_json_text(argv[i])) != 0;
+    if (bad) {
+        json_decref(a);
         return NULL;
     }
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    return a;
+}
+
+json_t *cli_sde_params_json(const diffsde_sde *sde)
+{
+    static const char *const keys[] = {"sigma_min", "sigma_max", "beta_min", "beta_max", "T"};
+    json_t *params = json_object();
+    int bad = !params;
+    for (size_t i = 0; !bad && i < sizeof keys / sizeof keys[0]; i++) {
         double v;
         if (diffsde_sde_get_param(sde, keys[i], &v) == DIFFSDE_OK)
             bad |= json_object_set_new(params, keys[i], cli_json_real(v)) != 0;
     }
-    bad |= json_object_set_new(cfg, "model", text(c->model)) != 0;
-    bad |= json_object_set_new(cfg, "sde", json_string(diffsde_sde_name(sde))) != 0;
-    bad |= json_object_set_new(cfg, "sde_params", params) != 0;
-    bad |= json_object_set_new(cfg, "sampler",
-                               json_string(diffsde_sampler_method_name(o->method))) != 0;
-    bad |= json_object_set_new(cfg, "predictor",
-                               json_string(diffsde_predictor_name(o->predictor))) != 0;
-    bad |= json_object_set_new(cfg, "corrector",
-                               json_string(diffsde_corrector_name(o->corrector))) != 0;
-    bad |= json_object_set_new(cfg, "snr", cli_json_real(o->snr)) != 0;
-    bad |= json_object_set_new(cfg, "steps", cli_json_u64(o->steps)) != 0;
-    bad |= json_object_set_new(cfg, "corrector_steps", cli_json_u64(o->corrector_steps)) != 0;
-    bad |= json_object_set_new(cfg, "eps", cli_json_real(o->eps)) != 0;
-    bad |= json_object_set_new(cfg, "denoise", json_boolean(o->denoise)) != 0;
-    bad |= json_object_set_new(cfg, "reference", json_boolean(o->reference)) != 0;
-    bad |= json_object_set_new(cfg, "batch_norms", json_boolean(o->batch_norms)) != 0;
-    bad |= json_object_set_new(cfg, "rtol", cli_json_real(o->rtol)) != 0;
-    bad |= json_object_set_new(cfg, "atol", cli_json_real(o->atol)) != 0;
-    bad |= json_object_set_new(cfg, "max_steps", cli_json_u64(o->max_steps)) != 0;
-    bad |= json_object_set_new(cfg, "n", cli_json_u64(c->n)) != 0;
-    bad |= json_object_set_new(cfg, "seed", cli_json_u64(c->seed)) != 0;
-    bad |= json_object_set_new(cfg, "out", text(c->out)) != 0;
-    bad |= json_object_set_new(cfg, "report", c->report ? text(c->report) : json_null()) != 0;
-    bad |= json_object_set_new(cfg, "quiet", json_boolean(c->quiet)) != 0;
-    bad |= json_object_set_new(cfg, "chunk", json_integer(CLI_SAMPLE_CHUNK)) != 0;
+    if (bad) {
+        json_decref(params);
+        return NULL;
+    }
+    return params;
+}
+
+int cli_ode_config_json(json_t *cfg, const diffsde_ode_options *o)
+{
+    /* Values a method does not use are null, so that nobody reads an effect into them. */
+    int adaptive = diffsde_ode_method_is_adaptive(o->method);
+    int karras = o->grid == DIFFSDE_GRID_KARRAS;
+    int bad = 0;
+    put(cfg, "method", json_string(diffsde_ode_method_name(o->method)), &bad);
+    put(cfg, "steps", adaptive ? json_null() : cli_json_u64(o->steps), &bad);
+    put(cfg, "grid", adaptive ? json_null() : json_string(diffsde_time_grid_name(o->grid)), &bad);
+    put(cfg, "rho", adaptive || !karras ? json_null() : cli_json_real(o->rho), &bad);
+    put(cfg, "rtol", adaptive ? cli_json_real(o->rtol) : json_null(), &bad);
+    put(cfg, "atol", adaptive ? cli_json_real(o->atol) : json_null(), &bad);
+    put(cfg, "max_steps", adaptive ? cli_json_u64(o->max_steps) : json_null(), &bad);
+    put(cfg, "whole_batch", json_boolean(adaptive && o->whole_batch), &bad);
+    put(cfg, "eps", cli_json_real(o->eps), &bad);
+    put(cfg, "denoise", json_boolean(o->denoise), &bad);
+    return bad ? -1 : 0;
+}
+
+int cli_ode_stats_json(json_t *doc, const diffsde_ode_stats *st)
+{
+    int bad = 0;
+    put(doc, "nfe_per_sample", cli_json_real(st->nfe_per_sample), &bad);
+    put(doc, "nfe_min", cli_json_u64(st->nfe_min), &bad);
+    put(doc, "nfe_max", cli_json_u64(st->nfe_max), &bad);
+    put(doc, "score_calls", cli_json_u64(st->score_calls), &bad);
+    put(doc, "score_evals", cli_json_u64(st->score_evals), &bad);
+    put(doc, "denoise_calls", cli_json_u64(st->denoise_calls), &bad);
+    put(doc, "steps", cli_json_u64(st->steps), &bad);
+    put(doc, "accepted", cli_json_u64(st->accepted), &bad);
+    put(doc, "rejected", cli_json_u64(st->rejected), &bad);
+    return bad ? -1 : 0;
+}
+
+static json_t *config_json(const cli_sample_config *c, const diffsde_sde *sde)
+{
+    const diffsde_sampler_options *o = &c->opt;
+    int bad = 0;
+    json_t *cfg = json_object();
+    if (!cfg)
+        return NULL;
+    put(cfg, "model", cli_json_text(c->model), &bad);
+    put(cfg, "sde", json_string(diffsde_sde_name(sde)), &bad);
+    put(cfg, "sde_params", cli_sde_params_json(sde), &bad);
+    if (c->ode) {
+        put(cfg, "sampler", json_string("ode"), &bad);
+        bad |= cli_ode_config_json(cfg, &c->ode_opt) != 0;
+    } else {
+        put(cfg, "sampler", json_string(diffsde_sampler_method_name(o->method)), &bad);
+        put(cfg, "predictor", json_string(diffsde_predictor_name(o->predictor)), &bad);
+        put(cfg, "corrector", json_string(diffsde_corrector_name(o->corrector)), &bad);
+        put(cfg, "snr", cli_json_real(o->snr), &bad);
+        put(cfg, "steps", cli_json_u64(o->steps), &bad);
+        put(cfg, "corrector_steps", cli_json_u64(o->corrector_steps), &bad);
+        put(cfg, "eps", cli_json_real(o->eps), &bad);
+        put(cfg, "denoise", json_boolean(o->denoise), &bad);
+        put(cfg, "reference", json_boolean(o->reference), &bad);
+        put(cfg, "batch_norms", json_boolean(o->batch_norms), &bad);
+        put(cfg, "rtol", cli_json_real(o->rtol), &bad);
+        put(cfg, "atol", cli_json_real(o->atol), &bad);
+        put(cfg, "max_steps", cli_json_u64(o->max_steps), &bad);
+    }
+    put(cfg, "n", cli_json_u64(c->n), &bad);
+    put(cfg, "seed", cli_json_u64(c->seed), &bad);
+    put(cfg, "out", cli_json_text(c->out), &bad);
+    put(cfg, "report", c->report ? cli_json_text(c->report) : json_null(), &bad);
+    put(cfg, "quiet", json_boolean(c->quiet), &bad);
+    put(cfg, "chunk", json_integer(CLI_SAMPLE_CHUNK), &bad);
     if (bad) {
         json_decref(cfg);
         return NULL;
@@ -181,20 +238,24 @@ json_t *cli_sample_report(const char *s, const cli_sample_config *c, const diffs
 {
     char program[64];
     snprintf(program, sizeof program, "diffsde %s", s);
-    json_t *doc = json_object(), *argv = json_array(), *cfg = config_json(c, sde);
+    json_t *doc = json_object(), *argv = cli_json_argv(c->argc, c->argv),
+           *cfg = config_json(c, sde);
     json_t *metrics = NULL;
-    int bad = !doc || !argv || !cfg || json_array_append_new(argv, json_string("diffsde")) != 0;
-    for (int i = 0; !bad && i < c->argc; i++)
-        bad |= json_array_append_new(argv, text(c->argv[i])) != 0;
+    int bad = !doc || !argv || !cfg;
     if (!bad && r->have_metrics) {
+        char against[64];
+        if (r->metrics_t > 0)
+            snprintf(against, sizeof against, "exact p_eps (t = %.17g)", r->metrics_t);
+        else
+            snprintf(against, sizeof against, "exact p0");
         metrics = cli_report_metrics(&r->metrics);
         bad = !metrics;
         if (!bad) {
-            bad |= json_object_set_new(metrics, "against", json_string("exact p0")) != 0;
-            bad |= json_object_set_new(metrics, "seed", cli_json_u64(r->metrics_seed)) != 0;
-            bad |= json_object_set_new(metrics, "ref_sample0",
-                                       cli_json_u64(DIFFSDE_METRICS_REF_SAMPLE0)) != 0;
-            bad |= json_object_set_new(metrics, "seconds", cli_json_real(r->metrics_seconds)) != 0;
+            put(metrics, "against", json_string(against), &bad);
+            put(metrics, "t", cli_json_real(r->metrics_t), &bad);
+            put(metrics, "seed", cli_json_u64(r->metrics_seed), &bad);
+            put(metrics, "ref_sample0", cli_json_u64(DIFFSDE_METRICS_REF_SAMPLE0), &bad);
+            put(metrics, "seconds", cli_json_real(r->metrics_seconds), &bad);
         }
     } else if (!bad) {
         metrics = json_null();
@@ -206,25 +267,29 @@ json_t *cli_sample_report(const char *s, const cli_sample_config *c, const diffs
         json_decref(metrics);
         return NULL;
     }
-    const diffsde_sampler_stats *st = &r->stats;
-    bad |= json_object_set_new(doc, "program", json_string(program)) != 0;
-    bad |= json_object_set_new(doc, "version", json_string(diffsde_version_string())) != 0;
-    bad |= json_object_set_new(doc, "command_line", argv) != 0;
-    bad |= json_object_set_new(doc, "config", cfg) != 0;
-    bad |= json_object_set_new(doc, "seed", cli_json_u64(c->seed)) != 0;
-    bad |= json_object_set_new(doc, "n", cli_json_u64(c->n)) != 0;
-    bad |= json_object_set_new(doc, "d", cli_json_u64(r->d)) != 0;
-    bad |= json_object_set_new(doc, "nfe_per_sample", cli_json_real(st->nfe_per_sample)) != 0;
-    bad |= json_object_set_new(doc, "score_calls", cli_json_u64(st->score_calls)) != 0;
-    bad |= json_object_set_new(doc, "score_evals", cli_json_u64(st->score_evals)) != 0;
-    bad |= json_object_set_new(doc, "denoise_calls", cli_json_u64(st->denoise_calls)) != 0;
-    bad |= json_object_set_new(doc, "steps", cli_json_u64(st->steps)) != 0;
-    bad |= json_object_set_new(doc, "accepted", cli_json_u64(st->accepted)) != 0;
-    bad |= json_object_set_new(doc, "rejected", cli_json_u64(st->rejected)) != 0;
-    bad |= json_object_set_new(doc, "wall_seconds", cli_json_real(r->wall_seconds)) != 0;
-    bad |= json_object_set_new(doc, "metrics", metrics) != 0;
+    put(doc, "program", json_string(program), &bad);
+    put(doc, "version", json_string(diffsde_version_string()), &bad);
+    put(doc, "command_line", argv, &bad);
+    put(doc, "config", cfg, &bad);
+    put(doc, "seed", cli_json_u64(c->seed), &bad);
+    put(doc, "n", cli_json_u64(c->n), &bad);
+    put(doc, "d", cli_json_u64(r->d), &bad);
+    if (c->ode) {
+        bad |= cli_ode_stats_json(doc, &r->ode_stats) != 0;
+    } else {
+        const diffsde_sampler_stats *st = &r->stats;
+        put(doc, "nfe_per_sample", cli_json_real(st->nfe_per_sample), &bad);
+        put(doc, "score_calls", cli_json_u64(st->score_calls), &bad);
+        put(doc, "score_evals", cli_json_u64(st->score_evals), &bad);
+        put(doc, "denoise_calls", cli_json_u64(st->denoise_calls), &bad);
+        put(doc, "steps", cli_json_u64(st->steps), &bad);
+        put(doc, "accepted", cli_json_u64(st->accepted), &bad);
+        put(doc, "rejected", cli_json_u64(st->rejected), &bad);
+    }
+    put(doc, "wall_seconds", cli_json_real(r->wall_seconds), &bad);
+    put(doc, "metrics", metrics, &bad);
     if (metrics_error)
-        bad |= json_object_set_new(doc, "metrics_error", json_string(metrics_error)) != 0;
+        put(doc, "metrics_error", json_string(metrics_error), &bad);
     if (bad) {
         json_decref(doc);
         return NULL;
