@@ -204,7 +204,9 @@ DIFFSDE_API void diffsde_ode_free(diffsde_ode *ode);
  *         (0, T], or equal); ::DIFFSDE_ENOMEM; ::DIFFSDE_ENONFINITE (NaN/Inf from the model
  *         or in the state: the message names the sample and t); ::DIFFSDE_ECALLBACK (fatal
  *         callback status); ::DIFFSDE_ERETRY (a fixed-step method got a recoverable callback
- *         failure; adaptive methods shrink the step instead); ::DIFFSDE_ECONVERGENCE (a
+ *         failure; adaptive methods shrink the step instead, and return it only when the
+ *         model fails at the starting point itself, where no smaller step helps);
+ *         ::DIFFSDE_ECONVERGENCE (a
  *         sample exceeded max_steps, its step underflowed, or CVODE/GSL failed: the message
  *         names the sample, t and the back end's reason). On failure x is unchanged.
  */
