@@ -109,8 +109,9 @@ typedef struct diffsde_ode_options {
     double rtol;       /**< adaptive relative tolerance (> 0; default 1e-5) */
     double atol;       /**< adaptive absolute tolerance (> 0; default 1e-5) */
     double first_step; /**< adaptive initial |h| (≥ 0; default 0 = automatic selection) */
-    size_t max_steps;  /**< adaptive: most step attempts per sample (whole batch: in all;
-                            ≥ 1; default 100000) */
+    size_t max_steps;  /**< adaptive: most steps per sample (whole batch: in all; ≥ 1;
+                            default 100000) — attempts for rk45, accepted steps for CVODE,
+                            ARKODE and GSL, which count them their own way */
     int whole_batch;   /**< adaptive: 1 = one flattened system for the batch; default 0 */
     double eps;        /**< final time ε of sampling / start of encoding, in (0, T); NaN (default):
                             diffsde_sde_default_eps() */
