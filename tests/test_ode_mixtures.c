@@ -16,16 +16,16 @@
  * mean log-density test, is at these settings at most 0.029 nats (euler, random:16,4 under
  * VE; 0.30 with 1000 steps, which DIFFSDE_LONG_TESTS=1 detected), 0.016 (ddim, random:16,4),
  * 0.004 (heun, dpm-solver++2m, edm-heun), 1e-4 (rk4) and 4e-4 (every adaptive method at
- * 1e-6); on ring8 at most 0.005 (ddim). The test resolves diff_se ≈ 0.18 nats on random:16,4
- * (n = 500) and ≈ 0.05 on ring8 (n = 1000), half that with DIFFSDE_LONG_TESTS=1. Each run's
- * NFE per sample is printed.
+ * 1e-6); on ring8 at most 0.027 (euler, VE) and 0.009 (ddim, VE). The test resolves
+ * diff_se ≈ 0.18 nats on random:16,4 (n = 500) and ≈ 0.05 on ring8 (n = 1000), half that with
+ * DIFFSDE_LONG_TESTS=1. Each run's NFE per sample is printed.
  *
  * Starting points: exact samples of p_T (diffsde_gmm_sample() at T), integrated from T to ε
  * with diffsde_ode_solve(), so that the output is exactly a sample of p_ε up to the
  * integration error. Not the prior (diffsde_ode_sample()): the flow is a bijection, so its
  * output from the prior differs from p_ε by exactly KL(prior ‖ p_T), which is not negligible
  * at these n — measured (2·10⁵ Monte-Carlo draws): ring8 2.7e-4 (VE), 2.8e-5 (VP, sub-VP);
- * random:16,4 4.7e-3 (VE: the mixture's mean, |m̄| ≈ 6, against σmax = 50), 5.1e-4 (VP,
+ * random:16,4 4.7e-3 (VE: the mixture's mean, |m̄| = 4.8, against σmax = 50), 5.1e-4 (VP,
  * sub-VP). At n = 20000 rk45 from the prior fails the mean test on random:16,4 under VE
  * (p = 1e-22) and passes from p_T (p = 0.86). That gap is the SDE's, not the integrator's;
  * diffsde_ode_sample() itself is tested in test_ode.c.
@@ -43,7 +43,8 @@
  *   weights > ALPHA = 3e-5 (both mixtures are well separated at t = ε, the components' spread
  *   growing by σ(ε)² ≤ 1.1e-4 only — so the one-sample χ² applies; the smallest expected
  *   count is n w_min = 1000/36 ≈ 28 on ring8);
- * - energy distance to an exact reference set of the same size (m = ENERGY_M points of each)
+ * - energy distance to an exact reference set of the same size (m = ENERGY_M points of each,
+ *   2 ENERGY_M with DIFFSDE_LONG_TESTS=1)
  *   with its permutation test: fail when none of the first 39999 permutations reaches the
  *   observed statistic (p = 2.5e-5), computed in nested stages (200, 1999, 39999) that stop
  *   as soon as one permutation reaches it — exactly the 39999-permutation test;
@@ -58,10 +59,11 @@
  *   diff_se (two-sided normal tail 2.7e-5) — the test most sensitive to integration error
  *   (samples not contracted enough onto the modes, or too much).
  *
- * Power: test_power runs euler with 8 steps on ring8 under VP (NFE 8, an error of about a
- * mode's width) and asserts the battery rejects it.
+ * Power: test_power runs euler with 8 steps on ring8 under VP (its samples' mean log p_ε is
+ * 1.9 nats low) and asserts the battery rejects it.
  *
- * Time (-O2, this machine): see doc/ode-accuracy.md (about 30 s by default).
+ * Time (-O2, this machine): about 35 s by default (Euler's 10000 steps on random:16,4 are half
+ * of it), about 4× that with DIFFSDE_LONG_TESTS=1. Figures in doc/ode-accuracy.md.
  */
 #include <setjmp.h>
 #include <stdarg.h>
