@@ -32,7 +32,7 @@ contains() { # contains DESCRIPTION PATTERN COMMAND...
         fails=$((fails + 1))
     fi
 }
-echo "1..31"
+echo "1..45"
 check "no arguments is a usage error" 2 "$bin"
 check "--help succeeds" 0 "$bin" --help
 contains "--help lists demo" "demo" "$bin" --help
@@ -45,6 +45,11 @@ check "version rejects arguments" 2 "$bin" version --bogus
 check "version --help succeeds" 0 "$bin" version --help
 for sub in sample gmm demo; do
     check "$sub --help succeeds" 0 "$bin" $sub --help
+done
+# Every subcommand's --help documents the exit statuses and gives an example.
+for sub in sample loglik encode decode gmm demo version; do
+    contains "$sub --help documents the exit statuses" "exit status: 0 success" "$bin" $sub --help
+    contains "$sub --help gives an example" "^example" "$bin" $sub --help
 done
 
 # The demo, shortened to 400 samples (the default 10000 take about 6 s).

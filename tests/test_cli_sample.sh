@@ -5,6 +5,7 @@
 # failures (exit 1) that leave no file behind, and the progress line (only on a terminal).
 # Prints TAP; the plan comes last. Takes a few seconds.
 bin=${top_builddir:-.}/diffsde
+case $bin in /*) ;; *) bin=$(pwd)/$bin ;; esac
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/diffsde-cli-sample.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 n=0
@@ -195,6 +196,46 @@ check "...and then no samples either" '[ ! -e "$tmp/r1.npy" ]'
 mkdir "$tmp/isdir"
 status_is "--out is a directory (found when writing, after sampling)" 1 "$bin" sample $tiny --out "$tmp/isdir" --report "$tmp/r2.json"
 check "...and then no report, and no temporary left" '[ ! -e "$tmp/r2.json" ] && [ -z "$(ls -A "$tmp/isdir")" ] && [ -z "$(ls -a "$tmp" | grep "^\.r2\.json\.")" ]'
+
+# ---- --from-report: a report reruns its run bit for bit --------------------------------------
+# The report's config, not its command line, defines the rerun: every effective value (SDE
+# parameters, resolved defaults) is read back, reals in a form that reads back exactly.
+rerun() { # rerun NAME ARGS...: run, rerun from the report, compare samples and reports
+    name=$1
+    shift
+    "$bin" sample "$@" --out "$tmp/$name.npy" --report "$tmp/$name.json" --quiet
+    status_is "--from-report reruns $name" 0 "$bin" sample --from-report "$tmp/$name.json" --out "$tmp/$name.2.npy" --report "$tmp/$name.2.json" --quiet
+    check "...the same bytes ($name)" 'cmp -s "$tmp/$name.npy" "$tmp/$name.2.npy"'
+    # Only the outputs, the command line and the times may differ between the two reports.
+    strip() { sed -e '/"command_line"/,/\]/d' -e '/seconds/d' -e '/"out"/d' -e '/"report"/d' -e '/"quiet"/d' "$1"; }
+    check "...the same report but for paths and times ($name)" '[ "$(strip "$tmp/$name.json")" = "$(strip "$tmp/$name.2.json")" ]'
+}
+rerun pc --model gmm:ring8 --sde ve --sde-param sigma_max=20 --steps 40 --snr 0.13 --corrector ald --n 300 --seed 11
+rerun pc-batch --model gmm:ring8 --steps 60 --batch-norms --corrector-steps 2 --n 300 --seed 12
+rerun adaptive --model gmm:ring8 --sampler adaptive-sde --rtol 0.07 --atol 0.02 --eps 0.002 --n 300 --seed 13
+rerun ode-rk45 --model gmm:ring8 --sde subvp --sampler ode --rtol 1e-4 --atol 1e-6 --n 300 --seed 14
+rerun ode-karras --model gmm:ring8 --sampler ode --method heun --steps 9 --grid karras --rho 5 --denoise --n 300 --seed 15
+rerun ode-whole --model gmm:ring8 --sampler ode --method rk45 --whole-batch --n 300 --seed 16
+# Without --out and --report the rerun writes to the paths of the report (here relative ones).
+mkdir "$tmp/rel"
+(cd "$tmp/rel" && "$bin" sample --model gmm:ring8 --steps 40 --n 50 --seed 2 --out s.npy --report r.json --quiet && cp s.npy s0.npy && rm s.npy &&
+    "$bin" sample --from-report r.json --quiet)
+check "--from-report alone writes to the report's own paths" 'cmp -s "$tmp/rel/s.npy" "$tmp/rel/s0.npy"'
+usage_error "--from-report with --n" "cannot be combined with --from-report" --from-report "$tmp/pc.json" --n 5 $o
+usage_error "--from-report with --sampler" "--sampler cannot be combined" --from-report "$tmp/pc.json" --sampler ode $o
+status_is "--from-report of a missing file: exit 1" 1 "$bin" sample --from-report "$tmp/none.json" $o
+printf '{"program": "diffsde sample", "config": {' >"$tmp/trunc.json"
+status_is "--from-report of malformed JSON: exit 1" 1 "$bin" sample --from-report "$tmp/trunc.json" $o
+"$bin" gmm sample --model gmm:ring8 --n 4 --out "$tmp/x4.csv"
+"$bin" encode --model gmm:ring8 --in "$tmp/x4.csv" --out "$tmp/z4.npy" --report "$tmp/enc.json" --quiet
+usage_error "--from-report of another command's report" "not the report of a .diffsde sample. run" --from-report "$tmp/enc.json" $o
+sed 's/"model": "gmm:ring8",//' "$tmp/pc.json" >"$tmp/nomodel.json"
+usage_error "--from-report without config.model" "config.model is missing" --from-report "$tmp/nomodel.json" $o
+sed 's/"corrector": "ald"/"corrector": "hmc"/' "$tmp/pc.json" >"$tmp/badname.json"
+usage_error "--from-report with an unknown corrector" "config.corrector: unknown name 'hmc'" --from-report "$tmp/badname.json" $o
+sed 's/"version": "[^"]*"/"version": "0.0.0"/' "$tmp/pc.json" >"$tmp/oldver.json"
+"$bin" sample --from-report "$tmp/oldver.json" --out "$tmp/ov.npy" --report "$tmp/ov.json" --quiet 2>"$tmp/err.txt"
+check "--from-report of another version: a warning, and the run" 'grep -q "warning: .*written by diffsde 0.0.0" "$tmp/err.txt" && cmp -s "$tmp/pc.npy" "$tmp/ov.npy"'
 
 # ---- the progress line: on a terminal only ----------------------------------------------------
 if command -v script >/dev/null 2>&1 && script -qec true /dev/null >/dev/null 2>&1; then

@@ -134,7 +134,11 @@ typedef struct cli_sample_config {
     uint64_t seed;               /* Philox seed (default 0) */
     const char *out;             /* samples .npy/.csv (required) */
     const char *report;          /* JSON report, or NULL */
+    const char *plot;            /* --plot FILE.png, or NULL */
+    size_t plot_paths;           /* --plot-paths K: trajectories of the first K samples */
     int quiet;                   /* no progress line, no summary line */
+    json_t *from;                /* --from-report: the parsed report, owning the strings
+                                    above that came from it (json_decref when done) */
     int argc;                    /* the command line, recorded in the report */
     char **argv;
 } cli_sample_config;
@@ -170,6 +174,17 @@ int cli_sample_execute(const char *sub, cli_sample_config *c, int want_metrics,
                        cli_sample_result *r);
 
 int cli_sample(int argc, char **argv);
+
+/* Most trajectories --plot-paths records. */
+#define CLI_MAX_PLOT_PATHS 64
+
+/* --from-report: read the report at `path` and fill c with the run it describes (model, SDE
+ * and its parameters, sampler and every option, n, seed, output paths, plot). c->from keeps
+ * the document alive for the strings. Checks that the chunk size of the report is this
+ * build's when the result depends on it (batch norms, reference, whole batch), and warns on
+ * stderr when the report comes from another library version. Prints the error; returns
+ * CLI_OK, CLI_FAILED (unreadable) or CLI_USAGE (not a report of diffsde sample). */
+int cli_sample_config_from_report(const char *sub, const char *path, cli_sample_config *c);
 
 /* ---- progress line on stderr (progress.c) ------------------------------------------------- */
 

@@ -73,7 +73,9 @@ static void help(const coder *k)
            "                       library version, n, d, nfe_per_sample, nfe_min, nfe_max,\n"
            "                       score_calls, accepted, rejected, wall_seconds (default:\n"
            "                       none)\n"
-           "  --quiet              no summary line (default: a summary on stdout)\n"
+           "  --quiet              no progress line, no summary line (default: a progress\n"
+           "                       line on stderr if it is a terminal and the points are\n"
+           "                       more than one chunk, a summary on stdout)\n"
            "  --help               this text\n"
            "\n"
            "Options that would have no effect (--steps, --grid, --rho with an adaptive\n"
@@ -241,14 +243,19 @@ static json_t *report(const coder *k, const coder_opts *o, const diffsde_sde *sd
 
 /* Solve all n points chunk by chunk (per-point control: the chunking changes nothing). */
 static int solve(const coder *k, diffsde_ctx *ctx, diffsde_ode *ode, size_t n, size_t d,
-                 double *x, diffsde_ode_stats *total)
+                 double *x, diffsde_ode_stats *total, int quiet, double t_end)
 {
     size_t chunk = n < CLI_SAMPLE_CHUNK ? n : CLI_SAMPLE_CHUNK;
+    size_t nchunks = (n + chunk - 1) / chunk;
+    /* The solver has no step hook: the progress line (a terminal only) advances by chunks. */
+    cli_progress prog;
+    cli_progress_start(&prog, quiet || nchunks == 1);
     for (size_t i0 = 0; i0 < n; i0 += chunk) {
         size_t nc = n - i0 < chunk ? n - i0 : chunk;
         int st = k->encode ? diffsde_ode_encode(ode, nc, d, x + i0 * d)
                            : diffsde_ode_decode(ode, nc, d, x + i0 * d);
         if (st != DIFFSDE_OK) {
+            cli_progress_end(&prog);
             if (nc < n)
                 cli_error(k->sub, "points %zu..%zu: %s", i0, i0 + nc - 1, diffsde_errmsg(ctx));
             else
@@ -258,7 +265,11 @@ static int solve(const coder *k, diffsde_ctx *ctx, diffsde_ode *ode, size_t n, s
         diffsde_ode_stats cs;
         diffsde_ode_get_stats(ode, &cs);
         cli_ode_stats_add(total, &cs, i0 == 0);
+        cli_progress_update(&prog, (double)(i0 + nc) / (double)n, i0 / chunk + 1, nchunks,
+                            total->steps, t_end,
+                            (double)total->score_evals / (double)(i0 + nc), 1);
     }
+    cli_progress_end(&prog);
     total->nfe_per_sample = (double)total->score_evals / (double)n;
     return CLI_OK;
 }
@@ -321,7 +332,10 @@ static int run(const coder *k, int argc, char **argv)
     if (rc == CLI_OK)
         rc = cli_read_points(k->sub, ctx, o.in, d, &pts);
     if (rc == CLI_OK) {
-        rc = solve(k, ctx, ode, pts.rows, d, pts.data, &st);
+        double T;
+        diffsde_sde_time_range(sde, NULL, &T);
+        rc = solve(k, ctx, ode, pts.rows, d, pts.data, &st, o.quiet,
+                   k->encode ? T : o.ode.eps);
         wall = cli_now() - start;
     }
     if (rc == CLI_OK && o.report) {

@@ -83,7 +83,9 @@ static void help(void)
         "                       nfe_per_sample, the prior-mismatch term and, for\n"
         "                       mixtures, the exact mean and the mean error (default:\n"
         "                       none)\n"
-        "  --quiet              no summary (default: the summary on stdout)\n"
+        "  --quiet              no progress line, no summary (default: a progress line\n"
+        "                       on stderr if it is a terminal and the points are more\n"
+        "                       than one chunk, the summary on stdout)\n"
         "  --help               this text\n"
         "\n"
         "Options that would have no effect (--probes, --probe without hutchinson;\n"
@@ -294,13 +296,19 @@ static void mean_se(size_t n, const double *a, const double *b, double *mean, do
 /* Evaluate log p for all points in chunks (probes and dequantisation are indexed by the
  * global point, so the chunking changes nothing). */
 static int evaluate(diffsde_ctx *ctx, diffsde_loglik *ll, const diffsde_noise *noise, size_t n,
-                    size_t d, const double *x, double *logp, double *latent, loglik_summary *s)
+                    size_t d, const double *x, double *logp, double *latent, loglik_summary *s,
+                    int quiet, double T)
 {
     size_t chunk = n < CLI_SAMPLE_CHUNK ? n : CLI_SAMPLE_CHUNK;
+    size_t nchunks = (n + chunk - 1) / chunk;
+    /* No step hook: the progress line (a terminal only) advances by chunks. */
+    cli_progress prog;
+    cli_progress_start(&prog, quiet || nchunks == 1);
     for (size_t i0 = 0; i0 < n; i0 += chunk) {
         size_t nc = n - i0 < chunk ? n - i0 : chunk;
         if (diffsde_loglik_eval(ll, noise, (uint64_t)i0, nc, d, x + i0 * d, logp + i0,
                                 latent + i0 * d, NULL, NULL) != DIFFSDE_OK) {
+            cli_progress_end(&prog);
             if (nc < n)
                 cli_error(sub, "points %zu..%zu: %s", i0, i0 + nc - 1, diffsde_errmsg(ctx));
             else
@@ -311,7 +319,10 @@ static int evaluate(diffsde_ctx *ctx, diffsde_loglik *ll, const diffsde_noise *n
         diffsde_loglik_get_stats(ll, &st);
         cli_ode_stats_add(&s->ode, &st.ode, i0 == 0);
         s->div_calls += st.div_calls;
+        cli_progress_update(&prog, (double)(i0 + nc) / (double)n, i0 / chunk + 1, nchunks,
+                            s->ode.steps, T, (double)s->ode.score_evals / (double)(i0 + nc), 1);
     }
+    cli_progress_end(&prog);
     s->ode.nfe_per_sample = (double)s->ode.score_evals / (double)n;
     return CLI_OK;
 }
@@ -544,8 +555,11 @@ int cli_loglik(int argc, char **argv)
             rc = CLI_FAILED;
         }
     }
-    if (rc == CLI_OK)
-        rc = evaluate(ctx, ll, noise, s.n, s.d, pts.data, logp, latent, &s);
+    if (rc == CLI_OK) {
+        double T;
+        diffsde_sde_time_range(sde, NULL, &T);
+        rc = evaluate(ctx, ll, noise, s.n, s.d, pts.data, logp, latent, &s, o.quiet, T);
+    }
     if (rc == CLI_OK) {
         mean_se(s.n, logp, NULL, &s.mean, &s.std_error);
         s.bpd = diffsde_bits_per_dim(s.mean, s.d, o.ll.bin_width);

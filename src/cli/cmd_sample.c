@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/plot.h"
 
 static const char sub[] = "sample";
 
@@ -100,6 +101,28 @@ static void help(void)
         "                       and, for mixtures, the metrics against the exact p0\n"
         "                       (denoised samples) or p_eps (without denoising), seeded\n"
         "                       with S XOR 0x6d657472696373 (default: none)\n"
+        "  --plot FILE.png      a picture of the samples (gnuplot, pngcairo): for d = 2\n"
+        "                       a scatter over the exact density's contours, for d > 2\n"
+        "                       pairwise scatters of the first 3 coordinates and their\n"
+        "                       histograms against the exact marginals, for d = 1 the\n"
+        "                       histogram against the exact density; the density is p0,\n"
+        "                       or p_eps for --sampler ode without --denoise (as the\n"
+        "                       metrics); written atomically (default: none)\n"
+        "  --plot-paths K       also draw the trajectories of the first K samples, from\n"
+        "                       the prior to where they land, 0 <= K <= %d (2-D models\n"
+        "                       only; needs --plot; default: 0). pc and adaptive-sde\n"
+        "                       record the sampler's own states; for ode the first K\n"
+        "                       prior draws are integrated again segment by segment:\n"
+        "                       euler, heun, rk4 and ddim along their own grid, one step\n"
+        "                       per segment, through the very states of the samples;\n"
+        "                       the other methods with the same integrator over 100\n"
+        "                       log-SNR segments, a separate solve that agrees with the\n"
+        "                       samples to the method's accuracy\n"
+        "  --from-report FILE   rerun the run a --report FILE describes, bit for bit\n"
+        "                       (model, SDE, sampler and every option, n, seed, plot);\n"
+        "                       only --out, --report, --plot and --quiet may be given\n"
+        "                       with it, to redirect the outputs (default: the paths in\n"
+        "                       the report, relative to the current directory)\n"
         "  --quiet              no progress line, no summary (default: a progress line\n"
         "                       on stderr if it is a terminal, a summary on stdout)\n"
         "  --help               this text\n"
@@ -111,7 +134,10 @@ static void help(void)
         "the karras grid) are usage errors.\n"
         "\n"
         "exit status: 0 success, 1 the run failed, 2 usage error (including\n"
-        "configurations the sampler refuses); on failure no output file is written.\n"
+        "configurations the sampler refuses). A run fails when a model file or report\n"
+        "is unreadable, a solve fails, an output cannot be written, or gnuplot is\n"
+        "missing or fails. On failure no output file (samples, report, picture) is\n"
+        "created or changed.\n"
         "\n"
         "examples:\n"
         "  diffsde sample --model gmm:ring8 --sde vp --sampler pc \\\n"
@@ -120,7 +146,11 @@ static void help(void)
         "  diffsde sample --model gmm:ring8 --sde vp --sampler ode --method rk45 \\\n"
         "      --rtol 1e-5 --atol 1e-5 --n 10000 --seed 1 --out flow.npy --report flow.json\n"
         "  diffsde sample --model gmm:ring8 --sampler ode --method dpm-solver++2m \\\n"
-        "      --steps 10 --grid logsnr --n 10000 --out fast.npy\n");
+        "      --steps 10 --grid logsnr --n 10000 --out fast.npy\n"
+        "  diffsde sample --model gmm:ring8 --n 10000 --seed 1 --out ring8.npy \\\n"
+        "      --plot ring8.png --plot-paths 8\n"
+        "  diffsde sample --from-report run.json --out again.npy --report again.json\n",
+        CLI_MAX_PLOT_PATHS);
 }
 
 uint64_t cli_metrics_seed(uint64_t seed)
@@ -257,12 +287,55 @@ static int finish_ode(cli_sample_config *c, const shared_opts *sh, const int *gi
     return CLI_OK;
 }
 
+/* --out, --report and --plot must name different files. */
+static int distinct_outputs(const cli_sample_config *c)
+{
+    const char *a = NULL, *b = NULL;
+    if (c->report && strcmp(c->report, c->out) == 0)
+        a = "--report", b = "--out";
+    else if (c->plot && strcmp(c->plot, c->out) == 0)
+        a = "--plot", b = "--out";
+    else if (c->plot && c->report && strcmp(c->plot, c->report) == 0)
+        a = "--plot", b = "--report";
+    if (!a)
+        return CLI_OK;
+    cli_error(sub, "%s and %s name the same file '%s'", a, b, strcmp(a, "--plot") ? c->out
+                                                                      : c->plot);
+    return CLI_USAGE;
+}
+
+/* --from-report: the report defines the run; the command line may only redirect its outputs
+ * (--out, --report, --plot) and silence it (--quiet). */
+static int from_report(cli_sample_config *c, const char *path, const char *defining)
+{
+    if (defining) {
+        cli_error(sub, "--%s cannot be combined with --from-report: the report defines the run "
+                  "(only --out, --report, --plot and --quiet may be given with it)", defining);
+        return CLI_USAGE;
+    }
+    const char *out = c->out, *report = c->report, *plot = c->plot;
+    int quiet = c->quiet;
+    int rc = cli_sample_config_from_report(sub, path, c);
+    if (rc != CLI_OK)
+        return rc;
+    if (out)
+        c->out = out;
+    if (report)
+        c->report = report;
+    if (plot)
+        c->plot = plot;
+    c->quiet = quiet; /* how the rerun talks is this command line's business */
+    if (c->plot_paths && !c->plot)
+        c->plot_paths = 0;
+    return distinct_outputs(c);
+}
+
 static int parse(int argc, char **argv, cli_sample_config *c)
 {
     enum {
         O_MODEL = 1, O_SDE, O_SDE_PARAM, O_SAMPLER, O_PRED, O_CORR, O_SNR, O_STEPS, O_CSTEPS,
         O_EPS, O_DENOISE, O_NO_DENOISE, O_RTOL, O_ATOL, O_N, O_SEED, O_OUT, O_REPORT, O_REF,
-        O_BATCH, O_QUIET, O_METHOD, O_GRID, O_RHO, O_WHOLE
+        O_BATCH, O_QUIET, O_METHOD, O_GRID, O_RHO, O_WHOLE, O_PLOT, O_PLOT_PATHS, O_FROM
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, O_MODEL},
@@ -290,17 +363,28 @@ static int parse(int argc, char **argv, cli_sample_config *c)
         {"grid", required_argument, NULL, O_GRID},
         {"rho", required_argument, NULL, O_RHO},
         {"whole-batch", no_argument, NULL, O_WHOLE},
+        {"plot", required_argument, NULL, O_PLOT},
+        {"plot-paths", required_argument, NULL, O_PLOT_PATHS},
+        {"from-report", required_argument, NULL, O_FROM},
         {NULL, 0, NULL, 0}};
     int given[G_COUNT] = {0};
+    const char *from = NULL, *defining = NULL; /* defining: an option --from-report excludes */
+    int have_paths = 0;
     cli_ode_given og = {0};
     shared_opts sh = {NULL, 0, 0, 0, -1, 0, 0, NAN};
     int have_n = 0;
+    uint64_t n_paths = 0;
     diffsde_sampler_options *o = &c->opt;
     optind = 1;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long_only(argc, argv, ":", longopts, NULL)) != -1) {
+    int li = -1;
+    while ((ch = getopt_long_only(argc, argv, ":", longopts, &li)) != -1) {
         int bad = 0;
+        if (ch != O_OUT && ch != O_REPORT && ch != O_PLOT && ch != O_QUIET && ch != O_FROM &&
+            ch != ':' && ch != '?' && li >= 0 && !defining)
+            defining = longopts[li].name;
+        li = -1;
         switch (ch) {
         case O_MODEL: c->model = optarg; break;
         case O_SDE: c->sde.name = optarg; break;
@@ -369,6 +453,16 @@ static int parse(int argc, char **argv, cli_sample_config *c)
         case O_GRID: og.grid = 1; bad = cli_parse_grid(sub, optarg, &c->ode_opt.grid); break;
         case O_RHO: og.rho = 1; bad = parse_positive("rho", optarg, &c->ode_opt.rho); break;
         case O_WHOLE: og.whole_batch = 1; c->ode_opt.whole_batch = 1; break;
+        case O_PLOT: c->plot = optarg; break;
+        case O_PLOT_PATHS:
+            have_paths = 1;
+            bad = cli_parse_u64(sub, "plot-paths", optarg, &n_paths);
+            if (!bad && n_paths > CLI_MAX_PLOT_PATHS) {
+                cli_error(sub, "--plot-paths: at most %d (got %s)", CLI_MAX_PLOT_PATHS, optarg);
+                bad = 1;
+            }
+            break;
+        case O_FROM: from = optarg; break;
         case ':':
             cli_error(sub, "option %s needs a value (see diffsde sample --help)",
                       argv[optind - 1]);
@@ -384,8 +478,15 @@ static int parse(int argc, char **argv, cli_sample_config *c)
         cli_error(sub, "unexpected argument '%s' (see diffsde sample --help)", argv[optind]);
         return CLI_USAGE;
     }
+    if (from)
+        return from_report(c, from, defining);
     if (!c->model) {
         cli_error(sub, "--model is required (e.g. --model gmm:ring8)");
+        return CLI_USAGE;
+    }
+    c->plot_paths = (size_t)n_paths;
+    if (have_paths && !c->plot) {
+        cli_error(sub, "--plot-paths needs --plot FILE.png");
         return CLI_USAGE;
     }
     if (!have_n) {
@@ -396,10 +497,8 @@ static int parse(int argc, char **argv, cli_sample_config *c)
         cli_error(sub, "--out is required (e.g. --out samples.npy)");
         return CLI_USAGE;
     }
-    if (c->report && strcmp(c->report, c->out) == 0) {
-        cli_error(sub, "--report and --out name the same file '%s'", c->out);
+    if (distinct_outputs(c) != CLI_OK)
         return CLI_USAGE;
-    }
     if (c->ode && sh.steps_text && sh.steps < 1) {
         cli_error(sub, "--steps: must be at least 1 (got %s)", sh.steps_text);
         return CLI_USAGE;
@@ -428,10 +527,117 @@ static int resolve(const char *s, cli_sample_config *c, const diffsde_sde *sde)
     return CLI_OK;
 }
 
+/* ---- --plot-paths: the trajectories of the first k samples (2-D models only) ---------------- */
+
+#define PATH_CAP 512 /* points kept per path: beyond, every other one is dropped */
+
+typedef struct path_rec {
+    size_t k;         /* paths */
+    size_t npts;      /* points recorded so far */
+    size_t stride;    /* record every stride-th observation (doubles when the buffer fills) */
+    size_t calls;     /* observations so far */
+    double *buf;      /* PATH_CAP × k × 2: point p of path i at buf[(p k + i) 2] */
+} path_rec;
+
+static int paths_init(path_rec *pr, size_t k)
+{
+    memset(pr, 0, sizeof *pr);
+    pr->k = k;
+    pr->stride = 1;
+    pr->buf = malloc((size_t)PATH_CAP * k * 2 * sizeof *pr->buf);
+    return pr->buf ? 0 : -1;
+}
+
+/* Append the first k rows of x (rows of d = 2); a full buffer keeps its even points. */
+static void paths_add(path_rec *pr, const double *x)
+{
+    if (pr->npts == PATH_CAP) {
+        for (size_t p = 0; 2 * p < PATH_CAP; p++)
+            memcpy(pr->buf + p * pr->k * 2, pr->buf + 2 * p * pr->k * 2,
+                   pr->k * 2 * sizeof *pr->buf);
+        pr->npts = (PATH_CAP + 1) / 2;
+        pr->stride *= 2;
+    }
+    memcpy(pr->buf + pr->npts * pr->k * 2, x, pr->k * 2 * sizeof *x);
+    pr->npts++;
+}
+
+static int observe(size_t step, size_t n, size_t d, const double *t, const double *x, void *user)
+{
+    (void)step, (void)n, (void)d, (void)t;
+    path_rec *pr = user;
+    if (++pr->calls % pr->stride == 0)
+        paths_add(pr, x);
+    return 0;
+}
+
+/* Path-major copy (k × npts × 2) as cli_plot wants it; NULL when out of memory. */
+static double *paths_layout(const path_rec *pr)
+{
+    double *out = malloc(pr->k * pr->npts * 2 * sizeof *out);
+    for (size_t i = 0; out && i < pr->k; i++)
+        for (size_t p = 0; p < pr->npts; p++)
+            memcpy(out + (i * pr->npts + p) * 2, pr->buf + (p * pr->k + i) * 2,
+                   2 * sizeof *out);
+    return out;
+}
+
+/* Methods whose every step starts afresh from (t_k, x_k): a solve over one grid interval with
+ * one step is exactly that step of the N-step solve. */
+static int one_step_method(diffsde_ode_method m)
+{
+    return m == DIFFSDE_ODE_EULER || m == DIFFSDE_ODE_HEUN || m == DIFFSDE_ODE_RK4 ||
+           m == DIFFSDE_ODE_DDIM;
+}
+
+/* The flow ODE has no observer: integrate the first k prior draws (the samples' own starting
+ * points) again, segment by segment, recording the state between segments. One-step
+ * fixed-grid methods take the segments of their own grid, one step each, so the paths pass
+ * through the very states of the samples; the others integrate with the same integrator over
+ * PATH_SEGMENTS segments uniform in log-SNR, a separate solve that agrees with the samples to
+ * the method's accuracy (neither path includes the final denoising step). */
+#define PATH_SEGMENTS 100
+static int ode_paths(const char *s, diffsde_ctx *ctx, diffsde_ode *ode, const diffsde_sde *sde,
+                     const diffsde_score *score, const diffsde_noise *noise,
+                     const cli_sample_config *c, path_rec *pr)
+{
+    const diffsde_ode_options *o = &c->ode_opt;
+    int own = one_step_method(o->method);
+    size_t nseg = own ? o->steps : PATH_SEGMENTS, k = pr->k;
+    double T, *times = malloc((nseg + 1) * sizeof *times), x[CLI_MAX_PLOT_PATHS * 2];
+    diffsde_ode *seg = NULL;
+    diffsde_sde_time_range(sde, NULL, &T);
+    int st = times ? DIFFSDE_OK : DIFFSDE_ENOMEM;
+    if (st == DIFFSDE_OK)
+        st = diffsde_time_grid_make(sde, own ? o->grid : DIFFSDE_GRID_LOGSNR, o->rho, T, o->eps,
+                                    nseg, times);
+    if (st == DIFFSDE_OK && own) {
+        diffsde_ode_options one = *o;
+        one.steps = 1;
+        one.denoise = 0;
+        st = diffsde_ode_new(ctx, sde, score, &one, &seg);
+    }
+    if (st == DIFFSDE_OK)
+        st = diffsde_sde_prior_sample(sde, noise, 0, k, 2, x);
+    if (st == DIFFSDE_OK)
+        paths_add(pr, x);
+    for (size_t j = 0; st == DIFFSDE_OK && j < nseg; j++) {
+        st = diffsde_ode_solve(own ? seg : ode, times[j], times[j + 1], k, 2, x);
+        if (st == DIFFSDE_OK && ((j + 1) % pr->stride == 0 || j + 1 == nseg))
+            paths_add(pr, x);
+    }
+    if (st != DIFFSDE_OK)
+        cli_error(s, "--plot-paths: %s", st == DIFFSDE_ENOMEM && !times ? "out of memory"
+                                                                        : diffsde_errmsg(ctx));
+    diffsde_ode_free(seg);
+    free(times);
+    return st == DIFFSDE_OK ? CLI_OK : CLI_FAILED;
+}
+
 /* Run the sampler over all n samples, chunk by chunk, into x (n × d). */
 static int draw(const char *s, diffsde_ctx *ctx, diffsde_sampler *smp, const diffsde_noise *noise,
                 const cli_sample_config *c, const diffsde_sde *sde, size_t d, double *x,
-                cli_sample_result *r)
+                cli_sample_result *r, path_rec *pr)
 {
     size_t n = (size_t)c->n, chunk = n < CLI_SAMPLE_CHUNK ? n : CLI_SAMPLE_CHUNK;
     double *times = malloc(chunk * sizeof *times);
@@ -451,6 +657,10 @@ static int draw(const char *s, diffsde_ctx *ctx, diffsde_sampler *smp, const dif
         double *xc = x + i0 * d;
         diffsde_sampler_stats st;
         rc = diffsde_sampler_init(smp, noise, (uint64_t)i0, nc, d, xc);
+        if (rc == DIFFSDE_OK && pr && i0 == 0) {
+            paths_add(pr, xc); /* the prior draw */
+            rc = diffsde_sampler_set_observer(smp, observe, pr, 1);
+        }
         while (rc == DIFFSDE_OK && !diffsde_sampler_done(smp)) {
             rc = diffsde_sampler_step(smp, xc);
             if (rc != DIFFSDE_OK || !prog.enabled)
@@ -469,6 +679,10 @@ static int draw(const char *s, diffsde_ctx *ctx, diffsde_sampler *smp, const dif
         }
         if (rc == DIFFSDE_OK)
             rc = diffsde_sampler_finish(smp, xc);
+        if (rc == DIFFSDE_OK && pr && i0 == 0) {
+            paths_add(pr, xc); /* after the denoising step, where the sample lands */
+            rc = diffsde_sampler_set_observer(smp, NULL, NULL, 1);
+        }
         if (rc == DIFFSDE_OK) {
             diffsde_sampler_get_stats(smp, &st);
             r->stats.steps = st.steps > r->stats.steps ? st.steps : r->stats.steps;
@@ -563,6 +777,46 @@ static int refused(const char *s, diffsde_ctx *ctx, int st)
     return usage ? CLI_USAGE : CLI_FAILED;
 }
 
+/* Render --plot against the exact density at the metrics' time: p_eps for the flow's value at
+ * eps (--sampler ode without denoising), p0 otherwise. */
+static int plot(const char *s, const cli_sample_config *c, const diffsde_gmm *gmm,
+                const diffsde_sde *sde, size_t d, const double *x, const path_rec *pr,
+                char **tmp)
+{
+    double t = c->ode && !c->ode_opt.denoise ? c->ode_opt.eps : 0;
+    char title[512], how[160];
+    if (c->ode)
+        snprintf(how, sizeof how, "flow ODE, %s", diffsde_ode_method_name(c->ode_opt.method));
+    else if (c->opt.method == DIFFSDE_SAMPLER_PC)
+        snprintf(how, sizeof how, "pc, %s + %s, %zu levels",
+                 diffsde_predictor_name(c->opt.predictor),
+                 diffsde_corrector_name(c->opt.corrector), c->opt.steps);
+    else
+        snprintf(how, sizeof how, "adaptive-sde, rtol %g", c->opt.rtol);
+    const char *model = strncmp(c->model, "gmm:", 4) == 0 ? c->model + 4 : c->model;
+    if (t > 0)
+        snprintf(title, sizeof title, "%s: %s, %s, n = %llu, seed %llu; exact p_eps, eps = %g",
+                 model, how, c->sde.name, (unsigned long long)c->n,
+                 (unsigned long long)c->seed, t);
+    else
+        snprintf(title, sizeof title, "%s: %s, %s, n = %llu, seed %llu; exact p0", model, how,
+                 c->sde.name, (unsigned long long)c->n, (unsigned long long)c->seed);
+    /* gnuplot's single-quoted title cannot hold a quote. */
+    for (char *q = title; *q; q++)
+        if (*q == '\'' || *q == '\n')
+            *q = '?';
+    double *traj = NULL;
+    if (pr && !(traj = paths_layout(pr))) {
+        cli_error(s, "out of memory");
+        return CLI_FAILED;
+    }
+    cli_plot_spec spec = {c->plot, title, (size_t)c->n, d, x, gmm, t > 0 ? sde : NULL, t,
+                          pr ? pr->k : 0, pr ? pr->npts : 0, traj};
+    int rc = cli_plot_render(s, &spec, tmp);
+    free(traj);
+    return rc;
+}
+
 int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
                        cli_sample_result *r)
 {
@@ -579,7 +833,8 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
     diffsde_ode *ode = NULL;
     diffsde_noise *noise = NULL;
     double *x = NULL;
-    char *report_tmp = NULL, merr[DIFFSDE_ERRMSG_CAPACITY] = "";
+    char *report_tmp = NULL, *plot_tmp = NULL, merr[DIFFSDE_ERRMSG_CAPACITY] = "";
+    path_rec paths = {0, 0, 0, 0, NULL}, *pr = NULL;
     json_t *doc = NULL;
     int rc = cli_sde_make(s, ctx, &c->sde, &sde);
     if (rc == CLI_OK)
@@ -601,6 +856,24 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
         rc = cli_check_writable(s, "out", c->out);
     if (rc == CLI_OK && c->report)
         rc = cli_check_writable(s, "report", c->report);
+    if (rc == CLI_OK && c->plot) {
+        rc = cli_check_writable(s, "plot", c->plot);
+        if (rc == CLI_OK)
+            rc = cli_plot_available(s);
+    }
+    if (rc == CLI_OK && c->plot && c->plot_paths > 0) {
+        if (diffsde_gmm_dim(gmm) != 2) {
+            cli_error(s, "--plot-paths: paths are drawn for 2-D models only (%s has dimension "
+                      "%zu)", c->model, diffsde_gmm_dim(gmm));
+            rc = CLI_USAGE;
+        } else if (paths_init(&paths, c->plot_paths < c->n ? c->plot_paths
+                                                           : (size_t)c->n) != 0) {
+            cli_error(s, "out of memory");
+            rc = CLI_FAILED;
+        } else {
+            pr = &paths;
+        }
+    }
     if (rc == CLI_OK) {
         r->d = diffsde_gmm_dim(gmm);
         if (c->n > SIZE_MAX / sizeof(double) / r->d ||
@@ -616,12 +889,16 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
     }
     if (rc == CLI_OK)
         rc = c->ode ? draw_ode(s, ctx, ode, noise, c, r->d, x, r)
-                    : draw(s, ctx, smp, noise, c, sde, r->d, x, r);
+                    : draw(s, ctx, smp, noise, c, sde, r->d, x, r, pr);
+    if (rc == CLI_OK && c->ode && pr)
+        rc = ode_paths(s, ctx, ode, sde, score, noise, c, pr);
     if (rc == CLI_OK && want_metrics && c->n >= 2) {
         measure(ctx, gmm, sde, c, x, r, merr, sizeof merr);
         if (!r->have_metrics)
             cli_error(s, "warning: metrics not computed: %s", merr);
     }
+    if (rc == CLI_OK && c->plot)
+        rc = plot(s, c, gmm, sde, r->d, x, pr, &plot_tmp);
     if (rc == CLI_OK && c->report) {
         doc = cli_sample_report(s, c, sde, r, r->have_metrics || c->n < 2 ? NULL : merr);
         if (!doc) {
@@ -635,6 +912,13 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
         cli_error(s, "--out: %s", diffsde_errmsg(ctx));
         rc = CLI_FAILED;
     }
+    /* The samples are in place: the picture, then the report, which describes them all. */
+    if (plot_tmp) {
+        if (rc == CLI_OK)
+            rc = cli_plot_commit(s, c->plot, plot_tmp);
+        else
+            cli_plot_discard(plot_tmp);
+    }
     if (report_tmp) {
         if (rc == CLI_OK)
             rc = cli_report_commit(s, c->report, report_tmp);
@@ -642,6 +926,7 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
             cli_report_discard(report_tmp);
     }
     json_decref(doc);
+    free(paths.buf);
     free(x);
     diffsde_noise_free(noise);
     diffsde_ode_free(ode);
@@ -662,17 +947,21 @@ int cli_sample(int argc, char **argv)
     cli_sample_config c;
     cli_sample_config_default(&c);
     int rc = parse(argc, argv, &c);
-    if (rc != CLI_OK)
+    if (rc != CLI_OK) {
+        json_decref(c.from);
         return rc;
+    }
     c.argc = argc;
     c.argv = argv;
     cli_sample_result r;
     rc = cli_sample_execute(sub, &c, c.report != NULL, &r);
     if (rc == CLI_OK && !c.quiet)
-        printf("wrote %llu samples of dimension %zu to %s%s%s (%.4g score evaluations per "
-               "sample, %.3g s)\n",
-               (unsigned long long)c.n, r.d, c.out, c.report ? " and the report to " : "",
-               c.report ? c.report : "",
+        printf("wrote %llu samples of dimension %zu to %s%s%s%s%s (%.4g score evaluations "
+               "per sample, %.3g s)\n",
+               (unsigned long long)c.n, r.d, c.out, c.report ? ", the report to " : "",
+               c.report ? c.report : "", c.plot ? ", the picture to " : "",
+               c.plot ? c.plot : "",
                c.ode ? r.ode_stats.nfe_per_sample : r.stats.nfe_per_sample, r.wall_seconds);
+    json_decref(c.from);
     return rc;
 }

@@ -9,7 +9,9 @@ int cli_version(int argc, char **argv)
 {
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         printf("usage: diffsde version\n\nPrints the version of the linked library and of the "
-               "headers the command was built with.\n\nexample:\n  diffsde version\n");
+               "headers the command was built with.\n\noptions:\n  --help   this text\n\n"
+               "exit status: 0 success, 1 the library and the headers differ, 2 usage "
+               "error.\n\nexample:\n  diffsde version\n");
         return CLI_OK;
     }
     if (argc > 1) {

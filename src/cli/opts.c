@@ -73,7 +73,8 @@ int cli_sde_make(const char *sub, diffsde_ctx *ctx, const cli_sde_opts *o, diffs
         return CLI_USAGE;
     }
     if (diffsde_sde_new_named(ctx, o->name, o->nparams, o->keys, o->values, sde) != DIFFSDE_OK) {
-        cli_error(sub, "%s (see diffsde %s --help)", diffsde_errmsg(ctx), sub);
+        cli_error(sub, "%s: %s (see diffsde %s --help)", o->nparams ? "--sde/--sde-param" : "--sde",
+                  diffsde_errmsg(ctx), sub);
         return CLI_USAGE;
     }
     return CLI_OK;

@@ -271,8 +271,9 @@ static int run_gnuplot(const char *sub, const char *script)
     return 0;
 }
 
-int cli_plot(const char *sub, const cli_plot_spec *s)
+int cli_plot_render(const char *sub, const cli_plot_spec *s, char **partial_out)
 {
+    *partial_out = NULL;
     if (s->n < 2 || s->d < 1) {
         cli_error(sub, "--plot: need at least 2 samples");
         return CLI_FAILED;
@@ -406,12 +407,18 @@ int cli_plot(const char *sub, const cli_plot_spec *s)
     if (fclose(g) != 0)
         goto done;
     g = NULL;
+    struct stat st;
     if (run_gnuplot(sub, script) != 0) {
         remove(partial);
         goto done;
     }
-    if (rename(partial, s->png) != 0) {
-        cli_error(sub, "--plot: cannot rename %s to %s: %s", partial, s->png, strerror(errno));
+    if (stat(partial, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+        cli_error(sub, "--plot: gnuplot exited without writing %s", partial);
+        remove(partial);
+        goto done;
+    }
+    if (!(*partial_out = strdup(partial))) {
+        cli_error(sub, "--plot: out of memory");
         remove(partial);
         goto done;
     }
@@ -422,4 +429,52 @@ script_fail:
 done:
     remove_dir(&pd);
     return rc;
+}
+
+int cli_plot_commit(const char *sub, const char *png, char *partial)
+{
+    int rc = CLI_OK;
+    if (rename(partial, png) != 0) {
+        cli_error(sub, "--plot: cannot rename %s to %s: %s", partial, png, strerror(errno));
+        remove(partial);
+        rc = CLI_FAILED;
+    }
+    free(partial);
+    return rc;
+}
+
+void cli_plot_discard(char *partial)
+{
+    if (!partial)
+        return;
+    remove(partial);
+    free(partial);
+}
+
+int cli_plot(const char *sub, const cli_plot_spec *s)
+{
+    char *partial = NULL;
+    int rc = cli_plot_render(sub, s, &partial);
+    return rc == CLI_OK ? cli_plot_commit(sub, s->png, partial) : rc;
+}
+
+int cli_plot_available(const char *sub)
+{
+    /* posix_spawnp's own search, done ahead: every directory of PATH (empty = ".") */
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/bin:/bin";
+    char full[4200];
+    for (const char *p = path;; p++) {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        snprintf(full, sizeof full, "%.*s/gnuplot", len ? (int)len : 1, len ? p : ".");
+        if (access(full, X_OK) == 0)
+            return CLI_OK;
+        if (!end)
+            break;
+        p = end;
+    }
+    cli_error(sub, "--plot: gnuplot not found on PATH; on Debian: apt-get install gnuplot-nox");
+    return CLI_FAILED;
 }

@@ -29,4 +29,17 @@ typedef struct cli_plot_spec {
  * spec->png on failure. */
 int cli_plot(const char *sub, const cli_plot_spec *spec);
 
+/* The same in two phases, for a command that writes several files and commits them only once
+ * all are ready: render draws the complete PNG under a hidden name beside spec->png and
+ * returns that name in *partial (malloc'd); commit renames it over the destination; discard
+ * removes it. Each prints its error and returns CLI_OK or CLI_FAILED; on failure nothing is
+ * left behind. */
+int cli_plot_render(const char *sub, const cli_plot_spec *spec, char **partial);
+int cli_plot_commit(const char *sub, const char *png, char *partial);
+void cli_plot_discard(char *partial);
+
+/* Whether gnuplot can be run (an executable `gnuplot` on PATH): checked before a long run so
+ * that a missing plotter fails it at once. Prints the error; returns CLI_OK or CLI_FAILED. */
+int cli_plot_available(const char *sub);
+
 #endif /* DIFFSDE_CLI_PLOT_H */

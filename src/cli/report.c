@@ -224,6 +224,8 @@ static json_t *config_json(const cli_sample_config *c, const diffsde_sde *sde)
     put(cfg, "seed", cli_json_u64(c->seed), &bad);
     put(cfg, "out", cli_json_text(c->out), &bad);
     put(cfg, "report", c->report ? cli_json_text(c->report) : json_null(), &bad);
+    put(cfg, "plot", c->plot ? cli_json_text(c->plot) : json_null(), &bad);
+    put(cfg, "plot_paths", cli_json_u64(c->plot ? c->plot_paths : 0), &bad);
     put(cfg, "quiet", json_boolean(c->quiet), &bad);
     put(cfg, "chunk", json_integer(CLI_SAMPLE_CHUNK), &bad);
     if (bad) {
@@ -295,6 +297,237 @@ json_t *cli_sample_report(const char *s, const cli_sample_config *c, const diffs
         return NULL;
     }
     return doc;
+}
+
+/* ---- --from-report: a sampling run's configuration read back ------------------------------ */
+
+typedef struct reader {
+    const char *sub, *path;
+    json_t *cfg;
+    int bad; /* the first problem was reported */
+} reader;
+
+static json_t *member(reader *rd, const char *key, int (*is)(const json_t *), const char *what,
+                      int nullable)
+{
+    json_t *v = json_object_get(rd->cfg, key);
+    if (v && (is(v) || (nullable && json_is_null(v))))
+        return json_is_null(v) ? NULL : v;
+    if (!rd->bad)
+        cli_error(rd->sub, "--from-report %s: config.%s %s (expected %s%s)", rd->path, key,
+                  v ? "has the wrong type" : "is missing", what, nullable ? " or null" : "");
+    rd->bad = 1;
+    return NULL;
+}
+
+static int is_string(const json_t *v) { return json_is_string(v); }
+static int is_number(const json_t *v) { return json_is_number(v); }
+static int is_bool(const json_t *v) { return json_is_boolean(v); }
+/* Integers are JSON integers, or decimal strings beyond 2^63 - 1 (cli_json_u64). */
+static int is_u64(const json_t *v)
+{
+    if (json_is_integer(v))
+        return json_integer_value(v) >= 0;
+    if (!json_is_string(v))
+        return 0;
+    const char *t = json_string_value(v);
+    return t[0] >= '0' && t[0] <= '9' && strspn(t, "0123456789") == strlen(t);
+}
+
+static const char *get_string(reader *rd, const char *key, int nullable)
+{
+    json_t *v = member(rd, key, is_string, "a string", nullable);
+    return v ? json_string_value(v) : NULL;
+}
+
+static double get_real(reader *rd, const char *key, double dflt, int nullable)
+{
+    json_t *v = member(rd, key, is_number, "a number", nullable);
+    return v ? json_number_value(v) : dflt;
+}
+
+static int get_bool(reader *rd, const char *key)
+{
+    json_t *v = member(rd, key, is_bool, "true or false", 0);
+    return v ? json_is_true(v) : 0;
+}
+
+static uint64_t get_u64(reader *rd, const char *key, uint64_t dflt, int nullable)
+{
+    json_t *v = member(rd, key, is_u64, "a non-negative integer", nullable);
+    if (!v)
+        return dflt;
+    if (json_is_integer(v))
+        return (uint64_t)json_integer_value(v);
+    errno = 0;
+    unsigned long long u = strtoull(json_string_value(v), NULL, 10);
+    if (errno == ERANGE && !rd->bad) {
+        cli_error(rd->sub, "--from-report %s: config.%s is beyond 2^64 - 1", rd->path, key);
+        rd->bad = 1;
+    }
+    return (uint64_t)u;
+}
+
+/* A name the library must recognise (parse returns DIFFSDE_OK). */
+static void bad_name(reader *rd, const char *key, const char *name)
+{
+    if (!rd->bad)
+        cli_error(rd->sub, "--from-report %s: config.%s: unknown name '%s'", rd->path, key,
+                  name ? name : "(null)");
+    rd->bad = 1;
+}
+
+static void read_sde_params(reader *rd, cli_sde_opts *o)
+{
+    json_t *params = json_object_get(rd->cfg, "sde_params");
+    if (!json_is_object(params)) {
+        if (!rd->bad)
+            cli_error(rd->sub, "--from-report %s: config.sde_params is missing or not an "
+                      "object", rd->path);
+        rd->bad = 1;
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(params, key, v) {
+        /* T is fixed by the SDE's kind; every other parameter is given again. */
+        if (strcmp(key, "T") == 0)
+            continue;
+        if (!json_is_number(v) || o->nparams == CLI_MAX_SDE_PARAMS ||
+            strlen(key) >= sizeof o->key_store[0]) {
+            if (!rd->bad)
+                cli_error(rd->sub, "--from-report %s: config.sde_params.%s is not a number",
+                          rd->path, key);
+            rd->bad = 1;
+            return;
+        }
+        strcpy(o->key_store[o->nparams], key);
+        o->keys[o->nparams] = o->key_store[o->nparams];
+        o->values[o->nparams++] = json_number_value(v);
+    }
+}
+
+static void read_sde_sampler(reader *rd, diffsde_sampler_options *o)
+{
+    const char *name = get_string(rd, "sampler", 0);
+    if (name && diffsde_sampler_method_from_name(name, &o->method) != DIFFSDE_OK)
+        bad_name(rd, "sampler", name);
+    if ((name = get_string(rd, "predictor", 0)) &&
+        diffsde_predictor_from_name(name, &o->predictor) != DIFFSDE_OK)
+        bad_name(rd, "predictor", name);
+    if ((name = get_string(rd, "corrector", 0)) &&
+        diffsde_corrector_from_name(name, &o->corrector) != DIFFSDE_OK)
+        bad_name(rd, "corrector", name);
+    o->snr = get_real(rd, "snr", o->snr, 0);
+    o->steps = (size_t)get_u64(rd, "steps", o->steps, 0);
+    o->corrector_steps = (size_t)get_u64(rd, "corrector_steps", o->corrector_steps, 0);
+    o->eps = get_real(rd, "eps", o->eps, 0);
+    o->denoise = get_bool(rd, "denoise");
+    o->reference = get_bool(rd, "reference");
+    o->batch_norms = get_bool(rd, "batch_norms");
+    o->rtol = get_real(rd, "rtol", o->rtol, 0);
+    o->atol = get_real(rd, "atol", o->atol, 0);
+    o->max_steps = (size_t)get_u64(rd, "max_steps", o->max_steps, 0);
+}
+
+/* The ODE's values, null where the method does not use them (cli_ode_config_json). */
+static void read_ode(reader *rd, diffsde_ode_options *o)
+{
+    const char *name = get_string(rd, "method", 0);
+    if (name && diffsde_ode_method_from_name(name, &o->method) != DIFFSDE_OK)
+        bad_name(rd, "method", name);
+    o->steps = (size_t)get_u64(rd, "steps", o->steps, 1);
+    if ((name = get_string(rd, "grid", 1)) &&
+        diffsde_time_grid_from_name(name, &o->grid) != DIFFSDE_OK)
+        bad_name(rd, "grid", name);
+    o->rho = get_real(rd, "rho", o->rho, 1);
+    o->rtol = get_real(rd, "rtol", o->rtol, 1);
+    o->atol = get_real(rd, "atol", o->atol, 1);
+    o->max_steps = (size_t)get_u64(rd, "max_steps", o->max_steps, 1);
+    o->whole_batch = get_bool(rd, "whole_batch");
+    o->eps = get_real(rd, "eps", o->eps, 0);
+    o->denoise = get_bool(rd, "denoise");
+}
+
+int cli_sample_config_from_report(const char *sub, const char *path, cli_sample_config *c)
+{
+    json_error_t err;
+    json_t *doc = json_load_file(path, 0, &err);
+    if (!doc) {
+        if (err.line > 0)
+            cli_error(sub, "--from-report %s: line %d: %s", path, err.line, err.text);
+        else
+            cli_error(sub, "--from-report %s: %s", path, err.text);
+        return CLI_FAILED;
+    }
+    json_t *program = json_object_get(doc, "program"), *cfg = json_object_get(doc, "config");
+    if (!json_is_string(program) || strcmp(json_string_value(program), "diffsde sample") != 0 ||
+        !json_is_object(cfg)) {
+        cli_error(sub, "--from-report %s: not the report of a `diffsde sample` run (its "
+                  "\"program\" is %s)", path,
+                  json_is_string(program) ? json_string_value(program) : "missing");
+        json_decref(doc);
+        return CLI_USAGE;
+    }
+    json_t *version = json_object_get(doc, "version");
+    if (!json_is_string(version) ||
+        strcmp(json_string_value(version), diffsde_version_string()) != 0)
+        cli_error(sub, "warning: --from-report %s was written by diffsde %s, this is %s: the "
+                  "samples may differ", path,
+                  json_is_string(version) ? json_string_value(version) : "(unknown)",
+                  diffsde_version_string());
+    cli_sample_config_default(c);
+    c->from = doc;
+    reader rd = {sub, path, cfg, 0};
+    c->model = get_string(&rd, "model", 0);
+    c->sde.name = get_string(&rd, "sde", 0);
+    read_sde_params(&rd, &c->sde);
+    const char *sampler = get_string(&rd, "sampler", 0);
+    c->ode = sampler && strcmp(sampler, "ode") == 0;
+    if (c->ode) {
+        read_ode(&rd, &c->ode_opt);
+        c->opt.eps = c->ode_opt.eps; /* resolve() copies opt.eps into the ODE's */
+    } else {
+        read_sde_sampler(&rd, &c->opt);
+    }
+    c->n = get_u64(&rd, "n", 0, 0);
+    c->seed = get_u64(&rd, "seed", 0, 0);
+    c->out = get_string(&rd, "out", 0);
+    c->report = get_string(&rd, "report", 1);
+    /* Reports before --plot existed have neither member: no picture. */
+    if (json_object_get(cfg, "plot"))
+        c->plot = get_string(&rd, "plot", 1);
+    if (json_object_get(cfg, "plot_paths"))
+        c->plot_paths = (size_t)get_u64(&rd, "plot_paths", 0, 0);
+    c->quiet = json_object_get(cfg, "quiet") ? get_bool(&rd, "quiet") : 0;
+    uint64_t chunk = get_u64(&rd, "chunk", CLI_SAMPLE_CHUNK, 0);
+    if (!rd.bad && (c->n == 0 || c->n > DIFFSDE_NOISE_MAX_SAMPLES / 4)) {
+        cli_error(sub, "--from-report %s: config.n = %llu is not in 1 .. 2^46", path,
+                  (unsigned long long)c->n);
+        rd.bad = 1;
+    }
+    if (!rd.bad && c->plot_paths > CLI_MAX_PLOT_PATHS) {
+        cli_error(sub, "--from-report %s: config.plot_paths = %zu is more than %d", path,
+                  c->plot_paths, CLI_MAX_PLOT_PATHS);
+        rd.bad = 1;
+    }
+    /* The chunk is the batch of batch norms and whole-batch control: another chunk size
+     * would give other samples. Per-sample methods do not depend on it. */
+    int batch = c->ode ? c->ode_opt.whole_batch : c->opt.batch_norms || c->opt.reference;
+    uint64_t was = c->n < chunk ? c->n : chunk, is = c->n < CLI_SAMPLE_CHUNK ? c->n
+                                                                             : CLI_SAMPLE_CHUNK;
+    if (!rd.bad && batch && was != is) {
+        cli_error(sub, "--from-report %s: the run used batches of %llu samples, this build "
+                  "uses %d: its batch-dependent result cannot be reproduced", path,
+                  (unsigned long long)chunk, CLI_SAMPLE_CHUNK);
+        rd.bad = 1;
+    }
+    if (rd.bad) {
+        json_decref(doc);
+        c->from = NULL;
+        return CLI_USAGE;
+    }
+    return CLI_OK;
 }
 
 /* Write all of buf to fd, retrying short writes and EINTR. */
