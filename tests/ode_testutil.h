@@ -2,14 +2,110 @@
  * Gaussian data for the flow-ODE tests: p0 = N(m, diag(v)), so p_t = N(α m, diag(α² v + σ²))
  * and the flow keeps each coordinate's standardised value u = (x − α m)/√(α² v + σ²)
  * constant: the exact flow map, score, divergence and log-density are closed forms.
+ * Also the set-up the ODE and likelihood tests share: status and message assertions, the
+ * fixture search path and the three default SDEs.
  */
 #ifndef DIFFSDE_ODE_TESTUTIL_H
 #define DIFFSDE_ODE_TESTUTIL_H
 
-#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "diffsde.h"
+
+#ifndef FIXTURES_DIR
+#define FIXTURES_DIR "../shared/fixtures"
+#endif
+
+/* Assert that expr returns DIFFSDE_OK, printing the status and ctx's message if not. */
+#define otu_ok(expr, ctx)                                                                    \
+    do {                                                                                     \
+        int st_ = (expr);                                                                    \
+        if (st_ != DIFFSDE_OK)                                                               \
+            print_error("%s -> %s: %s\n", #expr, diffsde_status_name(st_), diffsde_errmsg(ctx)); \
+        assert_int_equal(st_, DIFFSDE_OK);                                                   \
+    } while (0)
+
+static inline void otu_assert_msg_has(const diffsde_ctx *ctx, const char *needle)
+{
+    const char *m = diffsde_errmsg(ctx);
+    if (!strstr(m, needle)) {
+        print_error("message \"%s\" lacks \"%s\"\n", m, needle);
+        fail();
+    }
+}
+
+static inline void otu_assert_msg_starts(const diffsde_ctx *ctx, const char *prefix)
+{
+    const char *m = diffsde_errmsg(ctx);
+    if (strncmp(m, prefix, strlen(prefix)) != 0) {
+        print_error("message \"%s\" does not start with \"%s\"\n", m, prefix);
+        fail();
+    }
+}
+
+/* Path of a fixture: $DIFFSDE_FIXTURES, $top_srcdir/tests/fixtures, the Makefile's
+ * DIFFSDE_TEST_FIXTURES_DIR, beside this file,
+ * ./tests/fixtures, the shared originals beside the source tree and beside this file, then
+ * FIXTURES_DIR. Fails the test when none has it. */
+static inline void otu_fixture_path(const char *name, char *path, size_t len)
+{
+    char here[2000], top[4000], shared[4000], shared_here[2100];
+    const char *env = getenv("DIFFSDE_FIXTURES"), *src = getenv("top_srcdir");
+    snprintf(top, sizeof top, "%s/tests/fixtures", src ? src : ".");
+    snprintf(shared, sizeof shared, "%s/../shared/fixtures", src ? src : ".");
+    snprintf(here, sizeof here, "%s", __FILE__);
+    char *slash = strrchr(here, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(here, sizeof here, ".");
+    snprintf(shared_here, sizeof shared_here, "%s/../../shared/fixtures", here);
+    strncat(here, "/fixtures", sizeof here - strlen(here) - 1);
+    const char *dirs[] = {env && *env ? env : top, top,
+#ifdef DIFFSDE_TEST_FIXTURES_DIR
+                          DIFFSDE_TEST_FIXTURES_DIR,
+#endif
+                          here, "tests/fixtures", shared, shared_here, FIXTURES_DIR};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(path, len, "%s/%s", dirs[i], name);
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            fclose(f);
+            return;
+        }
+    }
+    print_error("fixture %s not found (set DIFFSDE_FIXTURES)\n", name);
+    fail();
+}
+
+/* The default VE, VP and sub-VP SDEs, in the order the ODE tests index them. Nonzero on
+ * failure (those made so far are in sde[] for otu_sdes_free). */
+#define OTU_NSDE 3
+static inline int otu_sdes_new(diffsde_ctx *ctx, diffsde_sde *sde[OTU_NSDE])
+{
+    static const char *const names[OTU_NSDE] = {"ve", "vp", "subvp"};
+    for (int k = 0; k < OTU_NSDE; k++)
+        sde[k] = NULL;
+    for (int k = 0; k < OTU_NSDE; k++)
+        if (diffsde_sde_new_named(ctx, names[k], 0, NULL, NULL, &sde[k]) != DIFFSDE_OK)
+            return -1;
+    return 0;
+}
+
+static inline void otu_sdes_free(diffsde_sde *sde[OTU_NSDE])
+{
+    for (int k = 0; k < OTU_NSDE; k++)
+        diffsde_sde_free(sde[k]);
+}
 
 #define OTU_MAXD 16
 

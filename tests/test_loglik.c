@@ -32,61 +32,7 @@
 #include "ode_testutil.h"
 #include "testutil.h"
 
-#ifndef FIXTURES_DIR
-#define FIXTURES_DIR "../shared/fixtures"
-#endif
-
 #define SEED UINT64_C(0x10c1d5eed)
-
-#define ok(expr, ctx)                                                                        \
-    do {                                                                                     \
-        int st_ = (expr);                                                                    \
-        if (st_ != DIFFSDE_OK)                                                               \
-            print_error("%s -> %s: %s\n", #expr, diffsde_status_name(st_), diffsde_errmsg(ctx)); \
-        assert_int_equal(st_, DIFFSDE_OK);                                                   \
-    } while (0)
-
-static void assert_msg_has(const diffsde_ctx *ctx, const char *needle)
-{
-    const char *m = diffsde_errmsg(ctx);
-    if (!strstr(m, needle)) {
-        print_error("message \"%s\" lacks \"%s\"\n", m, needle);
-        fail();
-    }
-}
-
-/* Path of a fixture: $DIFFSDE_FIXTURES, $top_srcdir/tests/fixtures, the Makefile's
- * directories, beside this source file, ./tests/fixtures, the shared originals (also found
- * from this source file's directory). */
-static void fixture_path(const char *name, char *path, size_t len)
-{
-    char here[2000], top[4000], shared[4000];
-    const char *env = getenv("DIFFSDE_FIXTURES"), *src = getenv("top_srcdir");
-    snprintf(top, sizeof top, "%s/tests/fixtures", src ? src : ".");
-    snprintf(here, sizeof here, "%s", __FILE__);
-    char *slash = strrchr(here, '/');
-    if (slash)
-        *slash = '\0';
-    else
-        snprintf(here, sizeof here, ".");
-    snprintf(shared, sizeof shared, "%s/../../shared/fixtures", here);
-    snprintf(here + strlen(here), sizeof here - strlen(here), "/fixtures");
-    const char *dirs[] = {env && *env ? env : top, top,
-#ifdef DIFFSDE_TEST_FIXTURES_DIR
-                          DIFFSDE_TEST_FIXTURES_DIR,
-#endif
-                          here, "tests/fixtures", FIXTURES_DIR, shared};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        snprintf(path, len, "%s/%s", dirs[i], name);
-        FILE *f = fopen(path, "rb");
-        if (f) {
-            fclose(f);
-            return;
-        }
-    }
-    print_error("fixture %s not found (set DIFFSDE_FIXTURES)\n", name);
-    fail();
-}
 
 typedef struct fixture {
     diffsde_ctx *ctx;
@@ -101,9 +47,8 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof *f);
     if (!f || diffsde_ctx_new(&f->ctx, NULL))
         return -1;
-    for (int k = 0; k < 3; k++)
-        if (diffsde_sde_new_named(f->ctx, sde_names[k], 0, NULL, NULL, &f->sde[k]))
-            return -1;
+    if (otu_sdes_new(f->ctx, f->sde))
+        return -1;
     if (diffsde_noise_new_philox(f->ctx, SEED, &f->noise))
         return -1;
     *state = f;
@@ -113,8 +58,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    for (int k = 0; k < 3; k++)
-        diffsde_sde_free(f->sde[k]);
+    otu_sdes_free(f->sde);
     diffsde_noise_free(f->noise);
     diffsde_ctx_free(f->ctx);
     free(f);
@@ -195,7 +139,7 @@ static void test_gaussian_closed_form(void **state)
             diffsde_loglik_options o = tight(1e-8, DIFFSDE_TERMINAL_EXACT);
             double lp[GN], lat[GN * 2], term[GN], del[GN];
             diffsde_loglik_stats st;
-            ok(run_once(f->ctx, f->sde[k], s, &o, NULL, 0, GN, 2, x, lp, lat, term, del, &st),
+            otu_ok(run_once(f->ctx, f->sde[k], s, &o, NULL, 0, GN, 2, x, lp, lat, term, del, &st),
                f->ctx);
             double worst = 0;
             for (size_t i = 0; i < GN; i++) {
@@ -275,7 +219,7 @@ static void test_every_integrator(void **state)
                 o.ode.whole_batch = v;
             else
                 o.ode.steps = v ? 200 : 100;
-            ok(run_once(f->ctx, f->sde[1], s, &o, NULL, 0, GN, 2, x, lp, NULL, NULL, NULL, NULL),
+            otu_ok(run_once(f->ctx, f->sde[1], s, &o, NULL, 0, GN, 2, x, lp, NULL, NULL, NULL, NULL),
                f->ctx);
             for (size_t i = 0; i < GN; i++)
                 err[v] = fmax(err[v], fabs(lp[i] - exact[i]));
@@ -318,7 +262,7 @@ static void test_counts(void **state)
             o.probes = 3;
         }
         diffsde_loglik_stats st;
-        ok(run_once(f->ctx, f->sde[1], s, &o, f->noise, 0, GN, 2, x, lp, NULL, NULL, NULL, &st),
+        otu_ok(run_once(f->ctx, f->sde[1], s, &o, f->noise, 0, GN, 2, x, lp, NULL, NULL, NULL, &st),
            f->ctx);
         const uint64_t per = mode == 0 ? 1 : mode == 1 ? 5 : 7;
         assert_int_equal(st.ode.score_calls, N);
@@ -356,13 +300,13 @@ static void test_chunked_batch(void **state)
     o.ode.method = DIFFSDE_ODE_EULER;
     o.ode.steps = 2;
     diffsde_loglik_stats st;
-    ok(run_once(f->ctx, f->sde[2], s, &o, NULL, 0, NB, D, x, lp, NULL, NULL, NULL, &st), f->ctx);
+    otu_ok(run_once(f->ctx, f->sde[2], s, &o, NULL, 0, NB, D, x, lp, NULL, NULL, NULL, &st), f->ctx);
     assert_int_equal(st.ode.score_evals, (uint64_t)2 * NB * (1 + 2 * D));
     assert_true(st.ode.score_calls > 2);
     static const size_t pick[] = {0, 1, 1234, NB - 1};
     for (size_t p = 0; p < sizeof pick / sizeof pick[0]; p++) {
         double one;
-        ok(run_once(f->ctx, f->sde[2], s, &o, NULL, 0, 1, D, x + pick[p] * D, &one, NULL, NULL,
+        otu_ok(run_once(f->ctx, f->sde[2], s, &o, NULL, 0, 1, D, x + pick[p] * D, &one, NULL, NULL,
                     NULL, NULL),
            f->ctx);
         assert_true(one == lp[pick[p]]);
@@ -379,10 +323,10 @@ static void test_fixture_gmm3d(void **state)
 {
     fixture *f = *state;
     char path[4096];
-    fixture_path("problem_gmm3d.json", path, sizeof path);
+    otu_fixture_path("problem_gmm3d.json", path, sizeof path);
     diffsde_gmm *gmm;
-    ok(diffsde_gmm_from_json_file(f->ctx, path, &gmm), f->ctx);
-    fixture_path("ode_gmm3d.json", path, sizeof path);
+    otu_ok(diffsde_gmm_from_json_file(f->ctx, path, &gmm), f->ctx);
+    otu_fixture_path("ode_gmm3d.json", path, sizeof path);
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
     assert_non_null(root);
@@ -404,13 +348,13 @@ static void test_fixture_gmm3d(void **state)
                 json_array_get(json_object_get(ll, "logp_ode_scoresde_prior"), i));
         }
         diffsde_score *s;
-        ok(diffsde_gmm_score_new(gmm, f->sde[k], &s), f->ctx);
+        otu_ok(diffsde_gmm_score_new(gmm, f->sde[k], &s), f->ctx);
         diffsde_loglik_options o = tight(1e-10, DIFFSDE_TERMINAL_EXACT);
         o.ode.eps = json_number_value(json_object_get(ll, "eps"));
-        ok(run_once(f->ctx, f->sde[k], s, &o, NULL, 0, n, d, x, lp_e, NULL, NULL, NULL, NULL),
+        otu_ok(run_once(f->ctx, f->sde[k], s, &o, NULL, 0, n, d, x, lp_e, NULL, NULL, NULL, NULL),
            f->ctx);
         o.terminal = DIFFSDE_TERMINAL_PRIOR;
-        ok(run_once(f->ctx, f->sde[k], s, &o, NULL, 0, n, d, x, lp_p, NULL, NULL, NULL, NULL),
+        otu_ok(run_once(f->ctx, f->sde[k], s, &o, NULL, 0, n, d, x, lp_p, NULL, NULL, NULL, NULL),
            f->ctx);
         double we = 0, wp = 0;
         for (size_t i = 0; i < n; i++) {
@@ -440,7 +384,7 @@ static void test_mixture_validation(void **state)
     const double eps = 1e-5;
     for (int mi = 0; mi < 2; mi++) {
         diffsde_gmm *gmm;
-        ok(diffsde_gmm_new_builtin(f->ctx, models[mi], &gmm), f->ctx);
+        otu_ok(diffsde_gmm_new_builtin(f->ctx, models[mi], &gmm), f->ctx);
         const size_t d = diffsde_gmm_dim(gmm);
         double *x = malloc(sizeof(double) * NP * d), *lat = malloc(sizeof(double) * NP * d);
         assert_non_null(x);
@@ -449,27 +393,27 @@ static void test_mixture_validation(void **state)
             double T, tv[NP], tT[NP], exact[NP], lp_e[NP], lp_p[NP], prior[NP], pT[NP];
             diffsde_sde_time_range(f->sde[k], NULL, &T);
             diffsde_gmm_eval *ev;
-            ok(diffsde_gmm_eval_new(gmm, f->sde[k], &ev), f->ctx);
-            ok(diffsde_gmm_sample(ev, f->noise, eps, (uint64_t)(100 * mi + 10 * k) * NP, NP, x),
+            otu_ok(diffsde_gmm_eval_new(gmm, f->sde[k], &ev), f->ctx);
+            otu_ok(diffsde_gmm_sample(ev, f->noise, eps, (uint64_t)(100 * mi + 10 * k) * NP, NP, x),
                f->ctx);
             for (size_t i = 0; i < NP; i++) {
                 tv[i] = eps;
                 tT[i] = T;
             }
-            ok(diffsde_gmm_evaluate(ev, NP, tv, x, exact, NULL, NULL, NULL), f->ctx);
+            otu_ok(diffsde_gmm_evaluate(ev, NP, tv, x, exact, NULL, NULL, NULL), f->ctx);
             diffsde_score *s;
-            ok(diffsde_gmm_score_new(gmm, f->sde[k], &s), f->ctx);
+            otu_ok(diffsde_gmm_score_new(gmm, f->sde[k], &s), f->ctx);
             diffsde_loglik_options o = tight(1e-8, DIFFSDE_TERMINAL_EXACT);
             o.ode.eps = eps;
             diffsde_loglik_stats st;
-            ok(run_once(f->ctx, f->sde[k], s, &o, NULL, 0, NP, d, x, lp_e, lat, NULL, NULL, &st),
+            otu_ok(run_once(f->ctx, f->sde[k], s, &o, NULL, 0, NP, d, x, lp_e, lat, NULL, NULL, &st),
                f->ctx);
             o.terminal = DIFFSDE_TERMINAL_PRIOR;
-            ok(run_once(f->ctx, f->sde[k], s, &o, NULL, 0, NP, d, x, lp_p, NULL, NULL, NULL,
+            otu_ok(run_once(f->ctx, f->sde[k], s, &o, NULL, 0, NP, d, x, lp_p, NULL, NULL, NULL,
                         NULL),
                f->ctx);
-            ok(diffsde_sde_prior_logpdf(f->sde[k], NP, d, lat, prior), f->ctx);
-            ok(diffsde_gmm_evaluate(ev, NP, tT, lat, pT, NULL, NULL, NULL), f->ctx);
+            otu_ok(diffsde_sde_prior_logpdf(f->sde[k], NP, d, lat, prior), f->ctx);
+            otu_ok(diffsde_gmm_evaluate(ev, NP, tT, lat, pT, NULL, NULL, NULL), f->ctx);
             double worst = 0, mis = 0;
             for (size_t i = 0; i < NP; i++) {
                 worst = fmax(worst, fabs(lp_e[i] - exact[i]));
@@ -502,11 +446,11 @@ static void test_hutchinson_unbiased(void **state)
 {
     fixture *f = *state;
     char path[4096];
-    fixture_path("problem_gmm3d.json", path, sizeof path);
+    otu_fixture_path("problem_gmm3d.json", path, sizeof path);
     diffsde_gmm *gmm;
-    ok(diffsde_gmm_from_json_file(f->ctx, path, &gmm), f->ctx);
+    otu_ok(diffsde_gmm_from_json_file(f->ctx, path, &gmm), f->ctx);
     diffsde_score *s;
-    ok(diffsde_gmm_score_new(gmm, f->sde[1], &s), f->ctx);
+    otu_ok(diffsde_gmm_score_new(gmm, f->sde[1], &s), f->ctx);
     const size_t d = 3;
     const double x0[3] = {0.8125, -1.0625, 0.4375};
     double *x = malloc(sizeof(double) * NH * d), *lp = malloc(sizeof(double) * NH), exact;
@@ -515,7 +459,7 @@ static void test_hutchinson_unbiased(void **state)
     for (size_t i = 0; i < NH; i++)
         memcpy(x + i * d, x0, sizeof x0);
     diffsde_loglik_options o = tight(1e-7, DIFFSDE_TERMINAL_EXACT);
-    ok(run_once(f->ctx, f->sde[1], s, &o, NULL, 0, 1, d, x0, &exact, NULL, NULL, NULL, NULL),
+    otu_ok(run_once(f->ctx, f->sde[1], s, &o, NULL, 0, 1, d, x0, &exact, NULL, NULL, NULL, NULL),
        f->ctx);
     o.divergence = DIFFSDE_DIVERGENCE_HUTCHINSON;
     for (int kind = 0; kind < 2; kind++) {
@@ -523,7 +467,7 @@ static void test_hutchinson_unbiased(void **state)
             o.probe = kind ? DIFFSDE_PROBE_GAUSSIAN : DIFFSDE_PROBE_RADEMACHER;
             o.probes = K;
             diffsde_loglik_stats st;
-            ok(run_once(f->ctx, f->sde[1], s, &o, f->noise, 1000, NH, d, x, lp, NULL, NULL, NULL,
+            otu_ok(run_once(f->ctx, f->sde[1], s, &o, f->noise, 1000, NH, d, x, lp, NULL, NULL, NULL,
                         &st),
                f->ctx);
             printf("# hutchinson %s K=%zu: mean %.6f exact %.6f (%.2f SE, SE %.2e)\n",
@@ -533,7 +477,7 @@ static void test_hutchinson_unbiased(void **state)
             assert_close(st.mean, exact, 0, 4 * st.std_error);
             /* A point's estimate does not depend on its batch: alone, with its global index. */
             double one;
-            ok(run_once(f->ctx, f->sde[1], s, &o, f->noise, 1000 + 37, 1, d, x0, &one, NULL,
+            otu_ok(run_once(f->ctx, f->sde[1], s, &o, f->noise, 1000 + 37, 1, d, x0, &one, NULL,
                         NULL, NULL, NULL),
                f->ctx);
             assert_close(one, lp[37], 1e-13, 0);
@@ -563,7 +507,7 @@ static void test_hutchinson_diagonal(void **state)
     o.divergence = DIFFSDE_DIVERGENCE_HUTCHINSON;
     o.probes = 2;
     diffsde_loglik_stats st;
-    ok(run_once(f->ctx, f->sde[0], s, &o, f->noise, 3, GN, 2, x, lp, NULL, NULL, NULL, &st),
+    otu_ok(run_once(f->ctx, f->sde[0], s, &o, f->noise, 3, GN, 2, x, lp, NULL, NULL, NULL, &st),
        f->ctx);
     for (size_t i = 0; i < GN; i++)
         assert_close(lp[i], exact[i], 0, 1e-6);
@@ -609,7 +553,7 @@ static void test_dequantize(void **state)
     o.bin_width = b;
     o.dequantize = 1;
     diffsde_loglik_stats st;
-    ok(run_once(f->ctx, f->sde[1], s, &o, f->noise, sample0, GN, 2, x, lp, NULL, NULL, NULL,
+    otu_ok(run_once(f->ctx, f->sde[1], s, &o, f->noise, sample0, GN, 2, x, lp, NULL, NULL, NULL,
                 &st),
        f->ctx);
     double mean = 0, ss = 0;
@@ -626,7 +570,7 @@ static void test_dequantize(void **state)
      * b only enters bits/dim. */
     o.dequantize = 0;
     otu_logp_cb(GN, 2, tv, x, exact, &g);
-    ok(run_once(f->ctx, f->sde[1], s, &o, NULL, sample0, GN, 2, x, lp, NULL, NULL, NULL, &st),
+    otu_ok(run_once(f->ctx, f->sde[1], s, &o, NULL, sample0, GN, 2, x, lp, NULL, NULL, NULL, &st),
        f->ctx);
     for (size_t i = 0; i < GN; i++)
         assert_close(lp[i], exact[i], 0, 1e-6);
@@ -679,7 +623,7 @@ static void test_option_validation(void **state)
     otu_gauss g;
     otu_gauss_default(&g, f->sde[1]);
     diffsde_score *s = otu_model(f->ctx, &g), *nologp;
-    ok(diffsde_score_new(f->ctx, otu_score_cb, &g, DIFFSDE_PARAM_SCORE, &nologp), f->ctx);
+    otu_ok(diffsde_score_new(f->ctx, otu_score_cb, &g, DIFFSDE_PARAM_SCORE, &nologp), f->ctx);
     diffsde_loglik *ll = NULL;
     struct {
         int field;
@@ -720,8 +664,8 @@ static void test_option_validation(void **state)
         diffsde_clear_error(f->ctx);
         assert_int_equal(diffsde_loglik_new(f->ctx, f->sde[1], model, &o, &ll), cases[c].status);
         assert_null(ll);
-        assert_msg_has(f->ctx, "diffsde_loglik_new");
-        assert_msg_has(f->ctx, cases[c].needle);
+        otu_assert_msg_has(f->ctx, "diffsde_loglik_new");
+        otu_assert_msg_has(f->ctx, cases[c].needle);
     }
     assert_int_equal(diffsde_loglik_new(NULL, f->sde[1], s, NULL, &ll), DIFFSDE_ENULL);
     assert_int_equal(diffsde_loglik_new(f->ctx, NULL, s, NULL, &ll), DIFFSDE_ENULL);
@@ -734,7 +678,7 @@ static void test_option_validation(void **state)
     diffsde_loglik_options o;
     diffsde_loglik_options_default(&o);
     o.divergence = DIFFSDE_DIVERGENCE_HUTCHINSON;
-    ok(diffsde_loglik_new(f->ctx, f->sde[1], s, &o, &ll), f->ctx);
+    otu_ok(diffsde_loglik_new(f->ctx, f->sde[1], s, &o, &ll), f->ctx);
     double x[4] = {0.5, 0.25, NAN, 1.0}, lp[2];
     assert_int_equal(diffsde_loglik_eval(NULL, f->noise, 0, 2, 2, x, lp, NULL, NULL, NULL),
                      DIFFSDE_ENULL);
@@ -748,15 +692,15 @@ static void test_option_validation(void **state)
                      DIFFSDE_ESIZE);
     assert_int_equal(diffsde_loglik_eval(ll, NULL, 0, 1, 2, x, lp, NULL, NULL, NULL),
                      DIFFSDE_ENULL);
-    assert_msg_has(f->ctx, "Hutchinson");
+    otu_assert_msg_has(f->ctx, "Hutchinson");
     assert_int_equal(diffsde_loglik_eval(ll, f->noise, 0, 2, 2, x, lp, NULL, NULL, NULL),
                      DIFFSDE_ENONFINITE);
-    assert_msg_has(f->ctx, "x[1][0]");
+    otu_assert_msg_has(f->ctx, "x[1][0]");
     /* Probe indices beyond the counter layout. */
     assert_int_equal(diffsde_loglik_eval(ll, f->noise, DIFFSDE_NOISE_MAX_SAMPLES, 1, 2, x, lp,
                                          NULL, NULL, NULL),
                      DIFFSDE_ERANGE);
-    assert_msg_has(f->ctx, "probe");
+    otu_assert_msg_has(f->ctx, "probe");
     diffsde_loglik_free(ll);
     diffsde_score_free(nologp);
     diffsde_score_free(s);
@@ -799,23 +743,23 @@ static void test_model_errors(void **state)
     failing fl;
     otu_gauss_default(&fl.g, f->sde[1]);
     diffsde_score *s;
-    ok(diffsde_score_new(f->ctx, failing_cb, &fl, DIFFSDE_PARAM_SCORE, &s), f->ctx);
+    otu_ok(diffsde_score_new(f->ctx, failing_cb, &fl, DIFFSDE_PARAM_SCORE, &s), f->ctx);
     diffsde_loglik_options o;
     diffsde_loglik_options_default(&o);
     o.ode.method = DIFFSDE_ODE_EULER;
     o.ode.steps = 10;
     double x[6] = {0.5, 0.25, -0.75, 1.5, 1.25, -0.5}, lp[3];
     diffsde_loglik *ll;
-    ok(diffsde_loglik_new(f->ctx, f->sde[1], s, &o, &ll), f->ctx);
+    otu_ok(diffsde_loglik_new(f->ctx, f->sde[1], s, &o, &ll), f->ctx);
 
     fl.call = 0;
     fl.fail_at = 3;
     fl.nan_row = -1;
     assert_int_equal(diffsde_loglik_eval(ll, NULL, 0, 3, 2, x, lp, NULL, NULL, NULL),
                      DIFFSDE_ECALLBACK);
-    assert_msg_has(f->ctx, "diffsde_loglik_eval");
-    assert_msg_has(f->ctx, "t=");
-    assert_msg_has(f->ctx, "returned -3");
+    otu_assert_msg_has(f->ctx, "diffsde_loglik_eval");
+    otu_assert_msg_has(f->ctx, "t=");
+    otu_assert_msg_has(f->ctx, "returned -3");
 
     /* NaN in the output of the call on all the points' ± pairs and bases: traced to the
      * point (the second of the batch; the model call saw it as one of 15 points). */
@@ -824,8 +768,8 @@ static void test_model_errors(void **state)
     fl.nan_row = 13; /* pairs of points 0..2 are rows 0..11, bases 12..14: point 1 */
     assert_int_equal(diffsde_loglik_eval(ll, NULL, 7, 3, 2, x, lp, NULL, NULL, NULL),
                      DIFFSDE_ENONFINITE);
-    assert_msg_has(f->ctx, "point 1 (global sample 8)");
-    assert_msg_has(f->ctx, "t=");
+    otu_assert_msg_has(f->ctx, "point 1 (global sample 8)");
+    otu_assert_msg_has(f->ctx, "t=");
     diffsde_loglik_free(ll);
 
     /* The exact terminal density failing at the end: NaN for the third point's latent. */
@@ -833,11 +777,11 @@ static void test_model_errors(void **state)
     fl.fail_at = -1;
     o.terminal = DIFFSDE_TERMINAL_EXACT;
     diffsde_score_set_logp(s, failing_logp_cb);
-    ok(diffsde_loglik_new(f->ctx, f->sde[1], s, &o, &ll), f->ctx);
+    otu_ok(diffsde_loglik_new(f->ctx, f->sde[1], s, &o, &ll), f->ctx);
     assert_int_equal(diffsde_loglik_eval(ll, NULL, 0, 3, 2, x, lp, NULL, NULL, NULL),
                      DIFFSDE_ENONFINITE);
-    assert_msg_has(f->ctx, "log-density at T=1");
-    assert_msg_has(f->ctx, "point 2");
+    otu_assert_msg_has(f->ctx, "log-density at T=1");
+    otu_assert_msg_has(f->ctx, "point 2");
     diffsde_loglik_free(ll);
     diffsde_score_set_logp(s, NULL);
     assert_int_equal(diffsde_loglik_new(f->ctx, f->sde[1], s, &o, &ll), DIFFSDE_EUNSUPPORTED);
@@ -884,8 +828,8 @@ static void test_allocation(void **state)
         }
         if (st == DIFFSDE_OK) {
             const long before = a.calls;
-            ok(diffsde_loglik_eval(ll, noise, 0, GN - 2, 2, x, lp, lat, NULL, NULL), ctx);
-            ok(diffsde_loglik_eval(ll, noise, 3, GN, 2, x, lp, lat, NULL, NULL), ctx);
+            otu_ok(diffsde_loglik_eval(ll, noise, 0, GN - 2, 2, x, lp, lat, NULL, NULL), ctx);
+            otu_ok(diffsde_loglik_eval(ll, noise, 3, GN, 2, x, lp, lat, NULL, NULL), ctx);
             assert_int_equal(a.calls, before);
             completed = a.calls < k;
         } else {

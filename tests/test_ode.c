@@ -42,32 +42,6 @@
 
 #define SEED UINT64_C(0x3c6ef372fe94f82b)
 
-#define ok(expr, ctx)                                                                        \
-    do {                                                                                     \
-        int st_ = (expr);                                                                    \
-        if (st_ != DIFFSDE_OK)                                                               \
-            print_error("%s -> %s: %s\n", #expr, diffsde_status_name(st_), diffsde_errmsg(ctx)); \
-        assert_int_equal(st_, DIFFSDE_OK);                                                   \
-    } while (0)
-
-static void assert_msg_has(const diffsde_ctx *ctx, const char *needle)
-{
-    const char *m = diffsde_errmsg(ctx);
-    if (!strstr(m, needle)) {
-        print_error("message \"%s\" lacks \"%s\"\n", m, needle);
-        fail();
-    }
-}
-
-static void assert_msg_starts(const diffsde_ctx *ctx, const char *prefix)
-{
-    const char *m = diffsde_errmsg(ctx);
-    if (strncmp(m, prefix, strlen(prefix)) != 0) {
-        print_error("message \"%s\" does not start with \"%s\"\n", m, prefix);
-        fail();
-    }
-}
-
 typedef struct fixture {
     diffsde_ctx *ctx;
     diffsde_sde *sde[3]; /* VE, VP, sub-VP with default parameters */
@@ -76,10 +50,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
     static fixture fx;
-    if (diffsde_ctx_new(&fx.ctx, NULL) != DIFFSDE_OK ||
-        diffsde_sde_new_ve(fx.ctx, DIFFSDE_VE_SIGMA_MIN, DIFFSDE_VE_SIGMA_MAX, &fx.sde[0]) ||
-        diffsde_sde_new_vp(fx.ctx, DIFFSDE_VP_BETA_MIN, DIFFSDE_VP_BETA_MAX, &fx.sde[1]) ||
-        diffsde_sde_new_subvp(fx.ctx, DIFFSDE_VP_BETA_MIN, DIFFSDE_VP_BETA_MAX, &fx.sde[2]))
+    if (diffsde_ctx_new(&fx.ctx, NULL) != DIFFSDE_OK || otu_sdes_new(fx.ctx, fx.sde))
         return -1;
     *state = &fx;
     return 0;
@@ -88,8 +59,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    for (int k = 0; k < 3; k++)
-        diffsde_sde_free(fx->sde[k]);
+    otu_sdes_free(fx->sde);
     diffsde_ctx_free(fx->ctx);
     return 0;
 }
@@ -106,7 +76,7 @@ static diffsde_ode *make_ode(diffsde_ctx *ctx, const diffsde_sde *sde, const dif
     o.steps = N;
     o.denoise = denoise;
     diffsde_ode *ode = NULL;
-    ok(diffsde_ode_new(ctx, sde, sc, &o, &ode), ctx);
+    otu_ok(diffsde_ode_new(ctx, sde, sc, &o, &ode), ctx);
     return ode;
 }
 
@@ -230,11 +200,11 @@ static void test_new_invalid(void **state)
     assert_int_equal(diffsde_ode_new(NULL, fx->sde[1], sc, NULL, &ode), DIFFSDE_ENULL);
     assert_null(ode);
     assert_int_equal(diffsde_ode_new(ctx, NULL, sc, NULL, &ode), DIFFSDE_ENULL);
-    assert_msg_has(ctx, "sde");
+    otu_assert_msg_has(ctx, "sde");
     assert_int_equal(diffsde_ode_new(ctx, fx->sde[1], NULL, NULL, &ode), DIFFSDE_ENULL);
-    assert_msg_has(ctx, "score");
+    otu_assert_msg_has(ctx, "score");
     assert_int_equal(diffsde_ode_new(ctx, fx->sde[1], sc, NULL, NULL), DIFFSDE_ENULL);
-    assert_msg_has(ctx, "out");
+    otu_assert_msg_has(ctx, "out");
 
     const double nan = NAN, inf = INFINITY;
     struct {
@@ -284,8 +254,8 @@ static void test_new_invalid(void **state)
             print_error("case %zu: %s (%s)\n", k, diffsde_status_name(st), diffsde_errmsg(ctx));
         assert_int_equal(st, cases[k].status);
         assert_null(ode);
-        assert_msg_starts(ctx, "diffsde_ode_new: ");
-        assert_msg_has(ctx, cases[k].needle);
+        otu_assert_msg_starts(ctx, "diffsde_ode_new: ");
+        otu_assert_msg_has(ctx, cases[k].needle);
     }
 
     /* resolved defaults: N = 100 and the uniform grid for every fixed-grid method, ε the
@@ -295,7 +265,7 @@ static void test_new_invalid(void **state)
         for (int k = 0; k < 3; k++) {
             ode = make_ode(ctx, fx->sde[s], sc, FIXED[k], 0, 0);
             diffsde_ode_options o;
-            ok(diffsde_ode_get_options(ode, &o), ctx);
+            otu_ok(diffsde_ode_get_options(ode, &o), ctx);
             assert_int_equal(o.method, FIXED[k]);
             assert_int_equal(o.steps, 100);
             assert_int_equal(o.grid, DIFFSDE_GRID_UNIFORM);
@@ -310,17 +280,17 @@ static void test_new_invalid(void **state)
         o.steps = 37;
         o.eps = 0.0625;
         o.grid = DIFFSDE_GRID_LOGSNR;
-        ok(diffsde_ode_new(ctx, fx->sde[s], sc, &o, &ode), ctx);
+        otu_ok(diffsde_ode_new(ctx, fx->sde[s], sc, &o, &ode), ctx);
         diffsde_ode_options r;
-        ok(diffsde_ode_get_options(ode, &r), ctx);
+        otu_ok(diffsde_ode_get_options(ode, &r), ctx);
         assert_int_equal(r.steps, 37);
         assert_true(r.eps == 0.0625);
         assert_int_equal(r.grid, DIFFSDE_GRID_LOGSNR);
         diffsde_ode_free(ode);
     }
-    ok(diffsde_ode_new(ctx, fx->sde[1], sc, NULL, &ode), ctx); /* NULL options: defaults */
+    otu_ok(diffsde_ode_new(ctx, fx->sde[1], sc, NULL, &ode), ctx); /* NULL options: defaults */
     diffsde_ode_options r;
-    ok(diffsde_ode_get_options(ode, &r), ctx);
+    otu_ok(diffsde_ode_get_options(ode, &r), ctx);
     assert_int_equal(r.method, DIFFSDE_ODE_RK45);
     diffsde_ode_free(ode);
     diffsde_ode_free(NULL);
@@ -336,7 +306,7 @@ static void test_solve_invalid(void **state)
     diffsde_score *sc = otu_model(ctx, &g);
     diffsde_ode *ode = make_ode(ctx, fx->sde[1], sc, DIFFSDE_ODE_EULER, 4, 0);
     diffsde_noise *noise = NULL;
-    ok(diffsde_noise_new_philox(ctx, SEED, &noise), ctx);
+    otu_ok(diffsde_noise_new_philox(ctx, SEED, &noise), ctx);
     double x[4] = {0.25, -1.5, 2.0, 0.75}, x0[4];
     memcpy(x0, x, sizeof x);
     uint64_t nfe[2];
@@ -344,13 +314,13 @@ static void test_solve_invalid(void **state)
 
     /* before any solve */
     assert_int_equal(diffsde_ode_get_sample_nfe(ode, 2, nfe), DIFFSDE_ESTATE);
-    assert_msg_starts(ctx, "diffsde_ode_get_sample_nfe: ");
+    otu_assert_msg_starts(ctx, "diffsde_ode_get_sample_nfe: ");
 
     assert_int_equal(diffsde_ode_solve(NULL, 1.0, 0.5, 2, 2, x), DIFFSDE_ENULL);
     assert_int_equal(diffsde_ode_solve(ode, 1.0, 0.5, 2, 2, NULL), DIFFSDE_ENULL);
-    assert_msg_has(ctx, "x is NULL");
+    otu_assert_msg_has(ctx, "x is NULL");
     assert_int_equal(diffsde_ode_solve(ode, 1.0, 0.5, 0, 2, x), DIFFSDE_ESIZE);
-    assert_msg_starts(ctx, "diffsde_ode_solve: ");
+    otu_assert_msg_starts(ctx, "diffsde_ode_solve: ");
     assert_int_equal(diffsde_ode_solve(ode, 1.0, 0.5, 2, 0, x), DIFFSDE_ESIZE);
     assert_int_equal(diffsde_ode_solve(ode, 1.0, 0.5, SIZE_MAX / 2, 3, x), DIFFSDE_ESIZE);
     assert_int_equal(diffsde_ode_solve(ode, 1.0, 0.5, SIZE_MAX / 16 + 1, 2, x), DIFFSDE_ESIZE);
@@ -362,42 +332,42 @@ static void test_solve_invalid(void **state)
                  {0.5, 0.5, "equal"}};
     for (size_t k = 0; k < sizeof times / sizeof times[0]; k++) {
         assert_int_equal(diffsde_ode_solve(ode, times[k].t0, times[k].t1, 2, 2, x), DIFFSDE_EDOM);
-        assert_msg_starts(ctx, "diffsde_ode_solve: ");
-        assert_msg_has(ctx, times[k].needle);
+        otu_assert_msg_starts(ctx, "diffsde_ode_solve: ");
+        otu_assert_msg_has(ctx, times[k].needle);
     }
     /* a non-finite state: refused, naming the sample and coordinate */
     x[3] = NAN;
     assert_int_equal(diffsde_ode_solve(ode, 1.0, 0.5, 2, 2, x), DIFFSDE_ENONFINITE);
-    assert_msg_has(ctx, "sample 1");
-    assert_msg_has(ctx, "coordinate 1");
+    otu_assert_msg_has(ctx, "sample 1");
+    otu_assert_msg_has(ctx, "coordinate 1");
     x[3] = x0[3];
     assert_memory_equal(x, x0, sizeof x);
-    ok(diffsde_ode_get_stats(ode, &stt), ctx);
+    otu_ok(diffsde_ode_get_stats(ode, &stt), ctx);
     assert_int_equal(stt.score_calls, 0);
 
     assert_int_equal(diffsde_ode_encode(NULL, 2, 2, x), DIFFSDE_ENULL);
     assert_int_equal(diffsde_ode_encode(ode, 2, 2, NULL), DIFFSDE_ENULL);
-    assert_msg_starts(ctx, "diffsde_ode_encode: ");
+    otu_assert_msg_starts(ctx, "diffsde_ode_encode: ");
     assert_int_equal(diffsde_ode_decode(NULL, 2, 2, x), DIFFSDE_ENULL);
     assert_int_equal(diffsde_ode_decode(ode, 0, 2, x), DIFFSDE_ESIZE);
-    assert_msg_starts(ctx, "diffsde_ode_decode: ");
+    otu_assert_msg_starts(ctx, "diffsde_ode_decode: ");
 
     assert_int_equal(diffsde_ode_sample(NULL, noise, 0, 2, 2, x), DIFFSDE_ENULL);
     assert_int_equal(diffsde_ode_sample(ode, NULL, 0, 2, 2, x), DIFFSDE_ENULL);
-    assert_msg_has(ctx, "noise");
+    otu_assert_msg_has(ctx, "noise");
     assert_int_equal(diffsde_ode_sample(ode, noise, 0, 2, 2, NULL), DIFFSDE_ENULL);
-    assert_msg_starts(ctx, "diffsde_ode_sample: ");
+    otu_assert_msg_starts(ctx, "diffsde_ode_sample: ");
     assert_int_equal(diffsde_ode_sample(ode, noise, 0, 2, 0, x), DIFFSDE_ESIZE);
 
     assert_int_equal(diffsde_ode_get_stats(NULL, &stt), DIFFSDE_ENULL);
     assert_int_equal(diffsde_ode_get_stats(ode, NULL), DIFFSDE_ENULL);
     assert_int_equal(diffsde_ode_get_sample_nfe(NULL, 2, nfe), DIFFSDE_ENULL);
 
-    ok(diffsde_ode_solve(ode, 1.0, 0.5, 2, 2, x), ctx);
+    otu_ok(diffsde_ode_solve(ode, 1.0, 0.5, 2, 2, x), ctx);
     assert_int_equal(diffsde_ode_get_sample_nfe(ode, 2, NULL), DIFFSDE_ENULL);
     assert_int_equal(diffsde_ode_get_sample_nfe(ode, 1, nfe), DIFFSDE_ESIZE);
-    assert_msg_has(ctx, "n (1)");
-    ok(diffsde_ode_get_sample_nfe(ode, 2, nfe), ctx);
+    otu_assert_msg_has(ctx, "n (1)");
+    otu_ok(diffsde_ode_get_sample_nfe(ode, 2, nfe), ctx);
     assert_int_equal(nfe[0], 4);
     assert_int_equal(nfe[1], 4);
 
@@ -469,9 +439,9 @@ static void test_steps_by_hand(void **state)
                 double x[2 * NP], e[2 * NP];
                 points_at(&g, t0, x);
                 memcpy(e, x, sizeof x);
-                ok(diffsde_ode_solve(ode, t0, t1, NP, 2, x), ctx);
+                otu_ok(diffsde_ode_solve(ode, t0, t1, NP, 2, x), ctx);
                 double times[3];
-                ok(diffsde_time_grid_make(fx->sde[s], DIFFSDE_GRID_UNIFORM, 7.0, t0, t1, 2, times),
+                otu_ok(diffsde_time_grid_make(fx->sde[s], DIFFSDE_GRID_UNIFORM, 7.0, t0, t1, 2, times),
                    ctx);
                 for (size_t i = 0; i < NP; i++)
                     for (int step = 0; step < 2; step++)
@@ -527,7 +497,7 @@ static void test_convergence_order(void **state)
                     double x0[2 * NP], x[2 * NP];
                     points_at(&g, t0, x0);
                     memcpy(x, x0, sizeof x);
-                    ok(diffsde_ode_solve(ode, t0, t1, NP, 2, x), ctx);
+                    otu_ok(diffsde_ode_solve(ode, t0, t1, NP, 2, x), ctx);
                     err[r] = flow_error(&g, t0, t1, NP, x0, x);
                     diffsde_ode_free(ode);
                 }
@@ -564,11 +534,11 @@ static void test_convergence_logsnr(void **state)
             o.steps = (size_t)64 << r;
             Ns[r] = (double)o.steps;
             diffsde_ode *ode = NULL;
-            ok(diffsde_ode_new(ctx, fx->sde[s], sc, &o, &ode), ctx);
+            otu_ok(diffsde_ode_new(ctx, fx->sde[s], sc, &o, &ode), ctx);
             double x0[2 * NP], x[2 * NP];
             points_at(&g, 1.0, x0);
             memcpy(x, x0, sizeof x);
-            ok(diffsde_ode_solve(ode, 1.0, eps, NP, 2, x), ctx);
+            otu_ok(diffsde_ode_solve(ode, 1.0, eps, NP, 2, x), ctx);
             err[r] = flow_error(&g, 1.0, eps, NP, x0, x);
             diffsde_ode_free(ode);
         }
@@ -593,21 +563,21 @@ static void test_encode_decode(void **state)
         double x0[2 * NP], x[2 * NP], y[2 * NP];
         points_at(&g, eps, x0);
         memcpy(x, x0, sizeof x);
-        ok(diffsde_ode_encode(ode, NP, 2, x), ctx);
+        otu_ok(diffsde_ode_encode(ode, NP, 2, x), ctx);
         /* rk4 at N = 512: ~2e-11 relative error each way (test_convergence_order) */
         /* rk4 at N = 512 (test_convergence_order: ≤ 3e-9 relative each way) */
         assert_true(flow_error(&g, eps, 1.0, NP, x0, x) < 1e-8);
         memcpy(y, x0, sizeof y);
-        ok(diffsde_ode_solve(ode, eps, 1.0, NP, 2, y), ctx);
+        otu_ok(diffsde_ode_solve(ode, eps, 1.0, NP, 2, y), ctx);
         assert_memory_equal(x, y, sizeof x); /* encode is solve(ε, T) */
         memcpy(y, x, sizeof y);
-        ok(diffsde_ode_decode(ode, NP, 2, x), ctx); /* never denoises, although denoise = 1 */
+        otu_ok(diffsde_ode_decode(ode, NP, 2, x), ctx); /* never denoises, although denoise = 1 */
         diffsde_ode_stats st;
-        ok(diffsde_ode_get_stats(ode, &st), ctx);
+        otu_ok(diffsde_ode_get_stats(ode, &st), ctx);
         assert_int_equal(st.denoise_calls, 0);
         for (size_t j = 0; j < 2 * NP; j++)
             assert_close(x[j], x0[j], 0, 1e-9 * fmax(1.0, fabs(x0[j])));
-        ok(diffsde_ode_solve(ode, 1.0, eps, NP, 2, y), ctx);
+        otu_ok(diffsde_ode_solve(ode, 1.0, eps, NP, 2, y), ctx);
         assert_memory_equal(x, y, sizeof x); /* decode is solve(T, ε) */
         diffsde_ode_free(ode);
         diffsde_score_free(sc);
@@ -624,7 +594,7 @@ static void test_sample_reproducible(void **state)
     enum { NS = 23, D = 2 };
     const uint64_t s0 = 1000;
     diffsde_noise *noise = NULL;
-    ok(diffsde_noise_new_philox(ctx, SEED, &noise), ctx);
+    otu_ok(diffsde_noise_new_philox(ctx, SEED, &noise), ctx);
     for (int s = 0; s < 3; s++) {
         otu_gauss g;
         otu_gauss_default(&g, fx->sde[s]);
@@ -634,21 +604,21 @@ static void test_sample_reproducible(void **state)
             for (int dn = 0; dn < 2; dn++) {
                 diffsde_ode *ode = make_ode(ctx, fx->sde[s], sc, FIXED[k], 20, dn);
                 double all[NS * D], again[NS * D], part[NS * D], ref[NS * D];
-                ok(diffsde_ode_sample(ode, noise, s0, NS, D, all), ctx);
-                ok(diffsde_ode_sample(ode, noise, s0, NS, D, again), ctx);
+                otu_ok(diffsde_ode_sample(ode, noise, s0, NS, D, all), ctx);
+                otu_ok(diffsde_ode_sample(ode, noise, s0, NS, D, again), ctx);
                 assert_memory_equal(all, again, sizeof all);
                 static const size_t chunk[2] = {1, 7};
                 for (int c = 0; c < 2; c++) {
                     memset(part, 0, sizeof part);
                     for (size_t i = 0; i < NS; i += chunk[c]) {
                         size_t m = NS - i < chunk[c] ? NS - i : chunk[c];
-                        ok(diffsde_ode_sample(ode, noise, s0 + i, m, D, part + i * D), ctx);
+                        otu_ok(diffsde_ode_sample(ode, noise, s0 + i, m, D, part + i * D), ctx);
                     }
                     assert_memory_equal(all, part, sizeof all);
                 }
                 /* = prior draw, then the flow from T to ε, then (dn) Tweedie's formula */
-                ok(diffsde_sde_prior_sample(fx->sde[s], noise, s0, NS, D, ref), ctx);
-                ok(diffsde_ode_solve(ode, 1.0, eps, NS, D, ref), ctx);
+                otu_ok(diffsde_sde_prior_sample(fx->sde[s], noise, s0, NS, D, ref), ctx);
+                otu_ok(diffsde_ode_solve(ode, 1.0, eps, NS, D, ref), ctx);
                 if (dn) {
                     double a, sg, sc_[NS * D], tv[NS];
                     diffsde_sde_alpha(fx->sde[s], eps, &a);
@@ -675,7 +645,7 @@ static void test_stats(void **state)
     diffsde_ctx *ctx = fx->ctx;
     enum { NS = 5, D = 3, N = 13 };
     diffsde_noise *noise = NULL;
-    ok(diffsde_noise_new_philox(ctx, SEED, &noise), ctx);
+    otu_ok(diffsde_noise_new_philox(ctx, SEED, &noise), ctx);
     otu_gauss g;
     otu_gauss_default(&g, fx->sde[2]);
     g.d = D;
@@ -697,11 +667,11 @@ static void test_stats(void **state)
                     st = diffsde_ode_decode(ode, NS, D, x);
                 else
                     st = diffsde_ode_solve(ode, 0.75, 0.25, NS, D, x);
-                ok(st, ctx);
+                otu_ok(st, ctx);
                 const uint64_t extra = call == 0 && dn ? 1 : 0;
                 const uint64_t per = (uint64_t)STAGES[k] * N + extra;
                 diffsde_ode_stats S;
-                ok(diffsde_ode_get_stats(ode, &S), ctx);
+                otu_ok(diffsde_ode_get_stats(ode, &S), ctx);
                 assert_int_equal(S.steps, N);
                 assert_int_equal(S.accepted, (uint64_t)N * NS);
                 assert_int_equal(S.rejected, 0);
@@ -714,7 +684,7 @@ static void test_stats(void **state)
                 assert_int_equal(S.denoise_calls, extra);
                 assert_true(S.wall_seconds >= 0.0);
                 uint64_t nfe[NS];
-                ok(diffsde_ode_get_sample_nfe(ode, NS, nfe), ctx);
+                otu_ok(diffsde_ode_get_sample_nfe(ode, NS, nfe), ctx);
                 for (size_t i = 0; i < NS; i++)
                     assert_int_equal(nfe[i], per);
             }
@@ -764,17 +734,17 @@ static void test_failures(void **state)
     faulty f = {.kind = F_NONE};
     otu_gauss_default(&f.g, sde);
     diffsde_score *sc = NULL;
-    ok(diffsde_score_new(ctx, faulty_cb, &f, DIFFSDE_PARAM_SCORE, &sc), ctx);
+    otu_ok(diffsde_score_new(ctx, faulty_cb, &f, DIFFSDE_PARAM_SCORE, &sc), ctx);
     const double t0 = 1.0, t1 = 0.4;
     double times[N + 1];
-    ok(diffsde_time_grid_make(sde, DIFFSDE_GRID_UNIFORM, 7.0, t0, t1, N, times), ctx);
+    otu_ok(diffsde_time_grid_make(sde, DIFFSDE_GRID_UNIFORM, 7.0, t0, t1, N, times), ctx);
     for (int k = 0; k < 3; k++) {
         const unsigned S = STAGES[k];
         diffsde_ode *ode = make_ode(ctx, sde, sc, FIXED[k], N, 0);
         double xin[2 * NP], clean[2 * NP];
         points_at(&f.g, t0, xin);
         memcpy(clean, xin, sizeof clean);
-        ok(diffsde_ode_solve(ode, t0, t1, NB, 2, clean), ctx);
+        otu_ok(diffsde_ode_solve(ode, t0, t1, NB, 2, clean), ctx);
         /* the first call, and the last stage of step 3 */
         const long at[2] = {1, (long)(2 * S + S)};
         for (int kind = F_NAN; kind <= F_HUGE; kind++) {
@@ -799,17 +769,17 @@ static void test_failures(void **state)
                                     diffsde_status_name(st), diffsde_errmsg(ctx));
                     assert_int_equal(st, want);
                     assert_memory_equal(x, xin, n * 2 * sizeof *x); /* restored */
-                    assert_msg_starts(ctx, "diffsde_ode_solve: ");
+                    otu_assert_msg_starts(ctx, "diffsde_ode_solve: ");
                     char buf[128];
                     const long step = (at[a] - 1) / (long)S + 1, stage = (at[a] - 1) % (long)S + 1;
                     /* the huge drift is caught in the next stage's model call or the state */
                     if (kind != F_HUGE) {
                         snprintf(buf, sizeof buf, "%s step %ld of %d",
                                  diffsde_ode_method_name(FIXED[k]), step, N);
-                        assert_msg_has(ctx, buf);
+                        otu_assert_msg_has(ctx, buf);
                         if (S > 1) {
                             snprintf(buf, sizeof buf, "stage %ld", stage);
-                            assert_msg_has(ctx, buf);
+                            otu_assert_msg_has(ctx, buf);
                         }
                         const double ti = times[step - 1], h = times[step] - ti;
                         const double c = S == 1 ? 0.0 : S == 2 ? (stage == 1 ? 0.0 : 1.0)
@@ -818,13 +788,13 @@ static void test_failures(void **state)
                                           : c == 1.0 ? times[step]
                                                      : ti + 0.5 * h;
                         snprintf(buf, sizeof buf, "t=%.17g", ts);
-                        assert_msg_has(ctx, buf);
+                        otu_assert_msg_has(ctx, buf);
                     } else {
-                        assert_msg_has(ctx, "step 1 of");
+                        otu_assert_msg_has(ctx, "step 1 of");
                     }
                     if (kind == F_NAN || kind == F_HUGE || n == 1) {
                         snprintf(buf, sizeof buf, "sample %zu", n - 1);
-                        assert_msg_has(ctx, buf);
+                        otu_assert_msg_has(ctx, buf);
                     }
                     uint64_t nfe[NB];
                     assert_int_equal(diffsde_ode_get_sample_nfe(ode, n, nfe), DIFFSDE_ESTATE);
@@ -835,14 +805,14 @@ static void test_failures(void **state)
         f.fault_at = 0;
         double x[2 * NP];
         memcpy(x, xin, sizeof x);
-        ok(diffsde_ode_solve(ode, t0, t1, NB, 2, x), ctx);
+        otu_ok(diffsde_ode_solve(ode, t0, t1, NB, 2, x), ctx);
         assert_memory_equal(x, clean, sizeof x);
         diffsde_ode_free(ode);
     }
 
     /* a failing denoising step */
     diffsde_noise *noise = NULL;
-    ok(diffsde_noise_new_philox(ctx, SEED, &noise), ctx);
+    otu_ok(diffsde_noise_new_philox(ctx, SEED, &noise), ctx);
     diffsde_ode *ode = make_ode(ctx, sde, sc, DIFFSDE_ODE_HEUN, N, 1);
     f.calls = 0;
     f.fault_at = 2 * N + 1;
@@ -850,10 +820,10 @@ static void test_failures(void **state)
     f.row = 2;
     double x[2 * NP];
     assert_int_equal(diffsde_ode_sample(ode, noise, 40, NP, 2, x), DIFFSDE_ENONFINITE);
-    assert_msg_starts(ctx, "diffsde_ode_sample: denoising step");
-    assert_msg_has(ctx, "sample 2");
+    otu_assert_msg_starts(ctx, "diffsde_ode_sample: denoising step");
+    otu_assert_msg_has(ctx, "sample 2");
     diffsde_ode_stats stt;
-    ok(diffsde_ode_get_stats(ode, &stt), ctx);
+    otu_ok(diffsde_ode_get_stats(ode, &stt), ctx);
     assert_int_equal(stt.denoise_calls, 1);
     assert_int_equal(stt.score_calls, 2 * N + 1);
     diffsde_ode_free(ode);
@@ -871,33 +841,33 @@ static void test_allocation(void **state)
     tu_alloc al = {0, 0, 0};
     diffsde_allocator hooks = tu_allocator(&al);
     diffsde_ctx *ctx = NULL;
-    ok(diffsde_ctx_new(&ctx, &hooks), ctx);
+    otu_ok(diffsde_ctx_new(&ctx, &hooks), ctx);
     diffsde_sde *sde = NULL;
-    ok(diffsde_sde_new_vp(ctx, DIFFSDE_VP_BETA_MIN, DIFFSDE_VP_BETA_MAX, &sde), ctx);
+    otu_ok(diffsde_sde_new_vp(ctx, DIFFSDE_VP_BETA_MIN, DIFFSDE_VP_BETA_MAX, &sde), ctx);
     otu_gauss g;
     otu_gauss_default(&g, sde);
     diffsde_score *sc = otu_model(ctx, &g);
     diffsde_noise *noise = NULL;
-    ok(diffsde_noise_new_philox(ctx, SEED, &noise), ctx);
+    otu_ok(diffsde_noise_new_philox(ctx, SEED, &noise), ctx);
     const long live0 = al.live;
     double x[NS * D];
 
     for (int k = 0; k < 3; k++) {
         diffsde_ode *ode = make_ode(ctx, sde, sc, FIXED[k], N, 1);
         points_at(&g, 1.0, x);
-        ok(diffsde_ode_solve(ode, 1.0, 0.2, NP, D, x), ctx);
+        otu_ok(diffsde_ode_solve(ode, 1.0, 0.2, NP, D, x), ctx);
         long calls = al.calls;
         points_at(&g, 1.0, x);
-        ok(diffsde_ode_solve(ode, 1.0, 0.2, NP, D, x), ctx);
-        ok(diffsde_ode_solve(ode, 0.2, 1.0, 2, D, x), ctx);
-        ok(diffsde_ode_encode(ode, NP, D, x), ctx);
-        ok(diffsde_ode_decode(ode, 1, D, x), ctx);
+        otu_ok(diffsde_ode_solve(ode, 1.0, 0.2, NP, D, x), ctx);
+        otu_ok(diffsde_ode_solve(ode, 0.2, 1.0, 2, D, x), ctx);
+        otu_ok(diffsde_ode_encode(ode, NP, D, x), ctx);
+        otu_ok(diffsde_ode_decode(ode, 1, D, x), ctx);
         assert_int_equal(al.calls, calls);
-        ok(diffsde_ode_sample(ode, noise, 0, NS, D, x), ctx);
+        otu_ok(diffsde_ode_sample(ode, noise, 0, NS, D, x), ctx);
         calls = al.calls;
-        ok(diffsde_ode_sample(ode, noise, 0, NS, D, x), ctx);
-        ok(diffsde_ode_sample(ode, noise, 0, 3, D, x), ctx);
-        ok(diffsde_ode_solve(ode, 1.0, 0.2, NS, D, x), ctx);
+        otu_ok(diffsde_ode_sample(ode, noise, 0, NS, D, x), ctx);
+        otu_ok(diffsde_ode_sample(ode, noise, 0, 3, D, x), ctx);
+        otu_ok(diffsde_ode_solve(ode, 1.0, 0.2, NS, D, x), ctx);
         assert_int_equal(al.calls, calls);
         diffsde_ode_free(ode);
         assert_int_equal(al.live, live0);
@@ -920,7 +890,7 @@ static void test_allocation(void **state)
             al.fail_at = 0;
             assert_int_equal(al.live, live0);
             if (made < fail_at) {
-                ok(st, ctx);
+                otu_ok(st, ctx);
                 break;
             }
             assert_int_equal(st, DIFFSDE_ENOMEM);

@@ -39,10 +39,6 @@
 #include "ode_testutil.h"
 #include "testutil.h"
 
-#ifndef FIXTURES_DIR
-#define FIXTURES_DIR "../shared/fixtures"
-#endif
-
 #define NSDE 3
 static const char *const sde_names[NSDE] = {"ve", "vp", "subvp"};
 
@@ -69,51 +65,6 @@ static const double encode_factor[] = {400.0, 800.0, 10.0, 150.0, 5.0, 1200.0};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                    */
-
-#define ok(expr, ctx)                                                                        \
-    do {                                                                                     \
-        int st_ = (expr);                                                                    \
-        if (st_ != DIFFSDE_OK)                                                               \
-            print_error("%s -> %s: %s\n", #expr, diffsde_status_name(st_), diffsde_errmsg(ctx)); \
-        assert_int_equal(st_, DIFFSDE_OK);                                                   \
-    } while (0)
-
-static void assert_msg_has(const diffsde_ctx *ctx, const char *needle)
-{
-    const char *m = diffsde_errmsg(ctx);
-    if (!strstr(m, needle)) {
-        print_error("message \"%s\" lacks \"%s\"\n", m, needle);
-        fail();
-    }
-}
-
-/* Path of a fixture: $DIFFSDE_FIXTURES, $top_srcdir/tests/fixtures, beside this source file,
- * ./tests/fixtures, the shared originals beside the source tree, then FIXTURES_DIR. */
-static void fixture_path(const char *name, char *path, size_t len)
-{
-    char here[4000], top[4000], shared[4000];
-    const char *env = getenv("DIFFSDE_FIXTURES"), *src = getenv("top_srcdir");
-    snprintf(top, sizeof top, "%s/tests/fixtures", src ? src : ".");
-    snprintf(shared, sizeof shared, "%s/../shared/fixtures", src ? src : ".");
-    snprintf(here, sizeof here, "%s", __FILE__);
-    char *slash = strrchr(here, '/');
-    if (slash)
-        snprintf(slash, sizeof here - (size_t)(slash - here), "/fixtures");
-    else
-        snprintf(here, sizeof here, "fixtures");
-    const char *dirs[] = {env && *env ? env : top, top, here, "tests/fixtures", shared,
-                          FIXTURES_DIR};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        snprintf(path, len, "%s/%s", dirs[i], name);
-        FILE *f = fopen(path, "rb");
-        if (f) {
-            fclose(f);
-            return;
-        }
-    }
-    print_error("fixture %s not found (set DIFFSDE_FIXTURES)\n", name);
-    fail();
-}
 
 /* Gaussian model that can be told to fail at one call (0-based), or at every call from
  * then on (persist): status `fault_status`, or a NaN in its output if `nan`. */
@@ -161,23 +112,20 @@ static int setup(void **state)
     *state = f; /* teardown frees whatever was made if set-up stops half way */
     if (f)
         f->saved_stderr = -1;
-    if (!f || diffsde_ctx_new(&f->ctx, NULL) ||
-        diffsde_sde_new_ve(f->ctx, DIFFSDE_VE_SIGMA_MIN, DIFFSDE_VE_SIGMA_MAX, &f->sde[0]) ||
-        diffsde_sde_new_vp(f->ctx, DIFFSDE_VP_BETA_MIN, DIFFSDE_VP_BETA_MAX, &f->sde[1]) ||
-        diffsde_sde_new_subvp(f->ctx, DIFFSDE_VP_BETA_MIN, DIFFSDE_VP_BETA_MAX, &f->sde[2]))
+    if (!f || diffsde_ctx_new(&f->ctx, NULL) || otu_sdes_new(f->ctx, f->sde))
         return -1;
     for (int k = 0; k < NSDE; k++) {
         otu_gauss_default(&f->gauss[k], f->sde[k]);
         if (!(f->gmodel[k] = otu_model(f->ctx, &f->gauss[k])))
             return -1;
     }
-    fixture_path("problem_gmm3d.json", path, sizeof path);
+    otu_fixture_path("problem_gmm3d.json", path, sizeof path);
     if (diffsde_gmm_from_json_file(f->ctx, path, &f->gmm3d))
         return -1;
     for (int k = 0; k < NSDE; k++)
         if (diffsde_gmm_score_new(f->gmm3d, f->sde[k], &f->mix[k]))
             return -1;
-    fixture_path("ode_gmm3d.json", path, sizeof path);
+    otu_fixture_path("ode_gmm3d.json", path, sizeof path);
     json_error_t jerr;
     if (!(f->ode_fix = json_load_file(path, 0, &jerr))) {
         print_error("%s: %s\n", path, jerr.text);
@@ -205,8 +153,8 @@ static int teardown(void **state)
     for (int k = 0; k < NSDE; k++) {
         diffsde_score_free(f->mix[k]);
         diffsde_score_free(f->gmodel[k]);
-        diffsde_sde_free(f->sde[k]);
     }
+    otu_sdes_free(f->sde);
     diffsde_gmm_free(f->gmm3d);
     json_decref(f->ode_fix);
     diffsde_ctx_free(f->ctx);
@@ -298,7 +246,7 @@ static double gauss_error(fixture *f, int k, diffsde_ode_method m, double tol, i
     gauss_exact(&f->gauss[k], t0, t1, x0, ref);
     memcpy(x, x0, sizeof x);
     diffsde_ode_options o = opts(m, tol, whole);
-    ok(solve(f, f->sde[k], f->gmodel[k], &o, t0, t1, NG, 2, x, stats, NULL), f->ctx);
+    otu_ok(solve(f, f->sde[k], f->gmodel[k], &o, t0, t1, NG, 2, x, stats, NULL), f->ctx);
     return err_units(NG, 2, x, ref, tol, tol);
 }
 
@@ -380,13 +328,13 @@ static void test_modes(void **state)
             uint64_t nfe[NG], nfe1;
             gauss_points(&f->gauss[k], T, x);
             diffsde_ode_options o = opts(backends[b], tol, 0);
-            ok(solve(f, f->sde[k], f->gmodel[k], &o, T, eps, NG, 2, x, NULL, nfe),
+            otu_ok(solve(f, f->sde[k], f->gmodel[k], &o, T, eps, NG, 2, x, NULL, nfe),
                f->ctx);
             for (size_t i = 0; i < NG; i++) {
                 double x0[NG * 2];
                 gauss_points(&f->gauss[k], T, x0);
                 memcpy(one, x0 + 2 * i, sizeof one);
-                ok(solve(f, f->sde[k], f->gmodel[k], &o, T, eps, 1, 2, one, NULL, &nfe1),
+                otu_ok(solve(f, f->sde[k], f->gmodel[k], &o, T, eps, 1, 2, one, NULL, &nfe1),
                    f->ctx);
                 if (memcmp(one, x + 2 * i, sizeof one) != 0 || nfe1 != nfe[i]) {
                     print_error("%s %s sample %zu: alone (%.17g, %.17g) nfe %llu, in batch "
@@ -448,7 +396,7 @@ static void test_fixture_endpoints(void **state)
             double t0 = fix_time(f, k, "t0"), t1 = fix_time(f, k, "t1");
             diffsde_ode_options o = opts(ms[b], tols[b], 0);
             diffsde_ode_stats st;
-            ok(solve(f, f->sde[k], f->mix[k], &o, t0, t1, n, 3, z, &st, NULL), f->ctx);
+            otu_ok(solve(f, f->sde[k], f->mix[k], &o, t0, t1, n, 3, z, &st, NULL), f->ctx);
             double worst = 0.0;
             for (size_t i = 0; i < 3 * n; i++) {
                 worst = fmax(worst, fabs(z[i] - xe[i]));
@@ -474,7 +422,7 @@ static void test_bdf_krylov(void **state)
         double t0 = fix_time(f, k, "t0"), t1 = fix_time(f, k, "t1");
         diffsde_ode_options o = opts(DIFFSDE_ODE_CVODE_BDF, 1e-13, 1);
         diffsde_ode_stats st;
-        ok(solve(f, f->sde[k], f->mix[k], &o, t0, t1, n, 3, z, &st, NULL), f->ctx);
+        otu_ok(solve(f, f->sde[k], f->mix[k], &o, t0, t1, n, 3, z, &st, NULL), f->ctx);
         double worst = 0.0;
         for (size_t i = 0; i < 3 * n; i++) {
             worst = fmax(worst, fabs(z[i] - xe[i]));
@@ -502,8 +450,8 @@ static void test_arkode_vs_rk45(void **state)
         diffsde_ode_options oa = opts(DIFFSDE_ODE_ARKODE_DP, tol, 0);
         diffsde_ode_options orr = opts(DIFFSDE_ODE_RK45, tol, 0);
         diffsde_ode_stats sa, sr;
-        ok(solve(f, f->sde[k], f->mix[k], &oa, t0, t1, n, 3, za, &sa, NULL), f->ctx);
-        ok(solve(f, f->sde[k], f->mix[k], &orr, t0, t1, n, 3, zr, &sr, NULL), f->ctx);
+        otu_ok(solve(f, f->sde[k], f->mix[k], &oa, t0, t1, n, 3, za, &sa, NULL), f->ctx);
+        otu_ok(solve(f, f->sde[k], f->mix[k], &orr, t0, t1, n, 3, zr, &sr, NULL), f->ctx);
         double u = err_units(n, 3, za, zr, tol, tol);
         printf("# arkode-dp vs rk45 %-6s: %.3f units apart; NFE/sample %.1f vs %.1f\n",
                sde_names[k], u, sa.nfe_per_sample, sr.nfe_per_sample);
@@ -522,7 +470,7 @@ static void test_fatal_callback(void **state)
             faulty fl = {.fault_call = 40, .fault_status = -3};
             otu_gauss_default(&fl.g, f->sde[1]);
             diffsde_score *model = NULL;
-            ok(diffsde_score_new(f->ctx, faulty_cb, &fl, DIFFSDE_PARAM_SCORE, &model), f->ctx);
+            otu_ok(diffsde_score_new(f->ctx, faulty_cb, &fl, DIFFSDE_PARAM_SCORE, &model), f->ctx);
             double x[NG * 2], x0[NG * 2];
             gauss_points(&fl.g, 1.0, x0);
             memcpy(x, x0, sizeof x);
@@ -530,10 +478,10 @@ static void test_fatal_callback(void **state)
             int st = solve(f, f->sde[1], model, &o, 1.0, 1e-3, NG, 2, x, NULL, NULL);
             assert_int_equal(st, DIFFSDE_ECALLBACK);
             assert_memory_equal(x, x0, sizeof x);
-            assert_msg_has(f->ctx, "diffsde_ode_solve");
-            assert_msg_has(f->ctx, diffsde_ode_method_name(backends[b]));
-            assert_msg_has(f->ctx, whole ? "whole batch" : "sample 0");
-            assert_msg_has(f->ctx, "-3");
+            otu_assert_msg_has(f->ctx, "diffsde_ode_solve");
+            otu_assert_msg_has(f->ctx, diffsde_ode_method_name(backends[b]));
+            otu_assert_msg_has(f->ctx, whole ? "whole batch" : "sample 0");
+            otu_assert_msg_has(f->ctx, "-3");
             diffsde_score_free(model);
         }
     }
@@ -555,9 +503,9 @@ static void test_max_steps(void **state)
                            NULL);
             assert_int_equal(st, DIFFSDE_ECONVERGENCE);
             assert_memory_equal(x, x0, sizeof x);
-            assert_msg_has(f->ctx, "diffsde_ode_solve");
-            assert_msg_has(f->ctx, diffsde_ode_method_name(backends[b]));
-            assert_msg_has(f->ctx, whole ? "whole batch" : "sample 0");
+            otu_assert_msg_has(f->ctx, "diffsde_ode_solve");
+            otu_assert_msg_has(f->ctx, diffsde_ode_method_name(backends[b]));
+            otu_assert_msg_has(f->ctx, whole ? "whole batch" : "sample 0");
         }
     }
 }
@@ -572,13 +520,13 @@ static void test_recoverable(void **state)
         faulty fl = {.fault_call = 5, .fault_status = 1};
         otu_gauss_default(&fl.g, f->sde[2]);
         diffsde_score *model = NULL;
-        ok(diffsde_score_new(f->ctx, faulty_cb, &fl, DIFFSDE_PARAM_SCORE, &model), f->ctx);
+        otu_ok(diffsde_score_new(f->ctx, faulty_cb, &fl, DIFFSDE_PARAM_SCORE, &model), f->ctx);
         double x[NG * 2], ref[NG * 2];
         gauss_points(&fl.g, 1.0, x);
         gauss_exact(&fl.g, 1.0, 1e-3, x, ref);
         diffsde_ode_options o = opts(backends[b], tol, 0);
         diffsde_ode_stats st;
-        ok(solve(f, f->sde[2], model, &o, 1.0, 1e-3, NG, 2, x, &st, NULL), f->ctx);
+        otu_ok(solve(f, f->sde[2], model, &o, 1.0, 1e-3, NG, 2, x, &st, NULL), f->ctx);
         assert_true(fl.calls > 5);
         assert_true(st.rejected >= 1);
         double u = err_units(NG, 2, x, ref, tol, tol);
@@ -600,7 +548,7 @@ static void test_persistent_recoverable(void **state)
             faulty fl = {.fault_call = 5, .fault_status = 1, .persist = 1, .nan = nan};
             otu_gauss_default(&fl.g, f->sde[1]);
             diffsde_score *model = NULL;
-            ok(diffsde_score_new(f->ctx, faulty_cb, &fl, DIFFSDE_PARAM_SCORE, &model), f->ctx);
+            otu_ok(diffsde_score_new(f->ctx, faulty_cb, &fl, DIFFSDE_PARAM_SCORE, &model), f->ctx);
             double x[NG * 2], x0[NG * 2];
             gauss_points(&fl.g, 1.0, x0);
             memcpy(x, x0, sizeof x);
@@ -611,8 +559,8 @@ static void test_persistent_recoverable(void **state)
                    diffsde_errmsg(f->ctx));
             assert_int_equal(st, nan ? DIFFSDE_ENONFINITE : DIFFSDE_ERETRY);
             assert_memory_equal(x, x0, sizeof x);
-            assert_msg_has(f->ctx, diffsde_ode_method_name(backends[b]));
-            assert_msg_has(f->ctx, "sample 0");
+            otu_assert_msg_has(f->ctx, diffsde_ode_method_name(backends[b]));
+            otu_assert_msg_has(f->ctx, "sample 0");
             diffsde_score_free(model);
         }
     }

@@ -56,11 +56,8 @@ typedef struct fixture {
 static int setup(void **state)
 {
     static fixture f;
-    if (diffsde_ctx_new(&f.ctx, NULL) != DIFFSDE_OK)
+    if (diffsde_ctx_new(&f.ctx, NULL) != DIFFSDE_OK || otu_sdes_new(f.ctx, f.sde))
         return -1;
-    for (int k = 0; k < NKINDS; k++)
-        if (diffsde_sde_new_named(f.ctx, KIND_NAMES[k], 0, NULL, NULL, &f.sde[k]) != DIFFSDE_OK)
-            return -1;
     *state = &f;
     return 0;
 }
@@ -68,8 +65,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    for (int k = 0; k < NKINDS; k++)
-        diffsde_sde_free(f->sde[k]);
+    otu_sdes_free(f->sde);
     diffsde_ctx_free(f->ctx);
     return 0;
 }

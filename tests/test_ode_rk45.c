@@ -43,10 +43,6 @@
 #include "ode_testutil.h"
 #include "testutil.h"
 
-#ifndef FIXTURES_DIR
-#define FIXTURES_DIR "../shared/fixtures"
-#endif
-
 #define SEED UINT64_C(0x7c45d0e5)
 
 /* Tolerance ladder bounds (see test_tolerance_ladder). */
@@ -56,52 +52,6 @@
 
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                    */
-
-#define ok(expr, ctx)                                                                        \
-    do {                                                                                     \
-        int st_ = (expr);                                                                    \
-        if (st_ != DIFFSDE_OK)                                                               \
-            print_error("%s -> %s: %s\n", #expr, diffsde_status_name(st_), diffsde_errmsg(ctx)); \
-        assert_int_equal(st_, DIFFSDE_OK);                                                   \
-    } while (0)
-
-static void assert_msg_has(const diffsde_ctx *ctx, const char *needle)
-{
-    const char *m = diffsde_errmsg(ctx);
-    if (!strstr(m, needle)) {
-        print_error("message \"%s\" lacks \"%s\"\n", m, needle);
-        fail();
-    }
-}
-
-/* Path of a fixture: $DIFFSDE_FIXTURES, $top_srcdir/tests/fixtures, beside this source file,
- * ./tests/fixtures, the shared originals relative to the build and to this source file. */
-static void fixture_path(const char *name, char *path, size_t len)
-{
-    char here[2000], top[2100], shared[2100];
-    const char *env = getenv("DIFFSDE_FIXTURES"), *src = getenv("top_srcdir");
-    snprintf(top, sizeof top, "%s/tests/fixtures", src ? src : ".");
-    snprintf(here, sizeof here, "%s", __FILE__);
-    char *slash = strrchr(here, '/');
-    if (slash)
-        *slash = '\0';
-    else
-        snprintf(here, sizeof here, ".");
-    snprintf(shared, sizeof shared, "%s/../../shared/fixtures", here);
-    strncat(here, "/fixtures", sizeof here - strlen(here) - 1);
-    const char *dirs[] = {env && *env ? env : top, top, here, "tests/fixtures", FIXTURES_DIR,
-                          shared};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        snprintf(path, len, "%s/%s", dirs[i], name);
-        FILE *f = fopen(path, "rb");
-        if (f) {
-            fclose(f);
-            return;
-        }
-    }
-    print_error("fixture %s not found (set DIFFSDE_FIXTURES)\n", name);
-    fail();
-}
 
 typedef struct fixture {
     diffsde_ctx *ctx;
@@ -116,12 +66,9 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     char path[4096];
-    if (!f || diffsde_ctx_new(&f->ctx, NULL) ||
-        diffsde_sde_new_ve(f->ctx, DIFFSDE_VE_SIGMA_MIN, DIFFSDE_VE_SIGMA_MAX, &f->sde[0]) ||
-        diffsde_sde_new_vp(f->ctx, DIFFSDE_VP_BETA_MIN, DIFFSDE_VP_BETA_MAX, &f->sde[1]) ||
-        diffsde_sde_new_subvp(f->ctx, DIFFSDE_VP_BETA_MIN, DIFFSDE_VP_BETA_MAX, &f->sde[2]))
+    if (!f || diffsde_ctx_new(&f->ctx, NULL) || otu_sdes_new(f->ctx, f->sde))
         return -1;
-    fixture_path("problem_gmm3d.json", path, sizeof path);
+    otu_fixture_path("problem_gmm3d.json", path, sizeof path);
     if (diffsde_gmm_from_json_file(f->ctx, path, &f->gmm3d))
         return -1;
     for (int k = 0; k < 3; k++)
@@ -134,10 +81,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 3; k++)
         diffsde_score_free(f->gscore[k]);
-        diffsde_sde_free(f->sde[k]);
-    }
+    otu_sdes_free(f->sde);
     diffsde_gmm_free(f->gmm3d);
     diffsde_ctx_free(f->ctx);
     free(f);
@@ -246,7 +192,7 @@ static void test_tolerance_ladder(void **state)
             diffsde_ode_options o = rk45_opts(tol);
             diffsde_ode_stats st;
             memcpy(x, x0, sizeof x);
-            ok(solve_once(f->ctx, sde, score, &o, T, eps, N, D, x, &st, NULL), f->ctx);
+            otu_ok(solve_once(f->ctx, sde, score, &o, T, eps, N, D, x, &st, NULL), f->ctx);
             double err = weighted_error(N, D, x, exact, tol) * tol;
             print_message("# ladder %-5s tol %.0e: error/tol %.3f, NFE/sample %.1f, rejected "
                           "%" PRIu64 "\n",
@@ -284,11 +230,11 @@ static void test_encode_decode(void **state)
             otu_flow(&g, eps, T, x0 + i * D, lat + i * D);
         diffsde_ode_options o = rk45_opts(tol);
         diffsde_ode *ode;
-        ok(diffsde_ode_new(f->ctx, sde, score, &o, &ode), f->ctx);
+        otu_ok(diffsde_ode_new(f->ctx, sde, score, &o, &ode), f->ctx);
         memcpy(x, x0, sizeof x);
-        ok(diffsde_ode_encode(ode, N, D, x), f->ctx);
+        otu_ok(diffsde_ode_encode(ode, N, D, x), f->ctx);
         double e1 = weighted_error(N, D, x, lat, tol);
-        ok(diffsde_ode_decode(ode, N, D, x), f->ctx);
+        otu_ok(diffsde_ode_decode(ode, N, D, x), f->ctx);
         double e2 = weighted_error(N, D, x, x0, tol);
         print_message("# encode/decode %-5s: latent error/tol %.3f, round trip error/tol %.3f\n",
                       SDE_NAME[k], e1, e2);
@@ -322,7 +268,7 @@ static void check_batch_independence(fixture *f, const diffsde_sde *sde,
         probe[j] = scale * diffsde_noise_normal_at(SEED, DIFFSDE_STREAM_USER, 999, 1, j);
 
     memcpy(x, probe, D * sizeof *x);
-    ok(solve_once(f->ctx, sde, score, &o, t0, t1, 1, D, x, &sst, solo_nfe), f->ctx);
+    otu_ok(solve_once(f->ctx, sde, score, &o, t0, t1, 1, D, x, &sst, solo_nfe), f->ctx);
     memcpy(solo, x, D * sizeof *x);
     const uint64_t probe_nfe = solo_nfe[0];
 
@@ -336,7 +282,7 @@ static void check_batch_independence(fixture *f, const diffsde_sde *sde,
         memcpy(x + pos[b] * D, probe, D * sizeof *x);
         double *in = malloc(n * D * sizeof *in);
         memcpy(in, x, n * D * sizeof *in);
-        ok(solve_once(f->ctx, sde, score, &o, t0, t1, n, D, x, &st, nfe), f->ctx);
+        otu_ok(solve_once(f->ctx, sde, score, &o, t0, t1, n, D, x, &st, nfe), f->ctx);
         assert_memory_equal(x + pos[b] * D, solo, D * sizeof *x);
         assert_true(nfe[pos[b]] == probe_nfe);
         /* The batch against its rows solved one by one. */
@@ -346,7 +292,7 @@ static void check_batch_independence(fixture *f, const diffsde_sde *sde,
             double xi[8];
             memcpy(xi, in + i * D, D * sizeof *xi);
             uint64_t ni;
-            ok(solve_once(f->ctx, sde, score, &o, t0, t1, 1, D, xi, &sst, &ni), f->ctx);
+            otu_ok(solve_once(f->ctx, sde, score, &o, t0, t1, 1, D, xi, &sst, &ni), f->ctx);
             assert_memory_equal(xi, x + i * D, D * sizeof *xi);
             assert_true(ni == nfe[i]);
             assert_true(ni == 2 + 6 * (sst.accepted + sst.rejected));
@@ -419,7 +365,7 @@ static void test_whole_batch(void **state)
         diffsde_ode_stats st, ps;
         uint64_t nfe[N];
         memcpy(x, x0, sizeof x);
-        ok(solve_once(f->ctx, sde, score, &o, T, eps, N, D, x, &st, nfe), f->ctx);
+        otu_ok(solve_once(f->ctx, sde, score, &o, T, eps, N, D, x, &st, nfe), f->ctx);
         double err = weighted_error(N, D, x, exact, tol);
         for (size_t i = 0; i < N; i++)
             assert_true(nfe[i] == nfe[0]);
@@ -431,7 +377,7 @@ static void test_whole_batch(void **state)
         /* The same batch under per-sample control, for the report. */
         o.whole_batch = 0;
         memcpy(x, x0, sizeof x);
-        ok(solve_once(f->ctx, sde, score, &o, T, eps, N, D, x, &ps, NULL), f->ctx);
+        otu_ok(solve_once(f->ctx, sde, score, &o, T, eps, N, D, x, &ps, NULL), f->ctx);
         double perr = weighted_error(N, D, x, exact, tol);
         print_message("# whole batch %-5s tol %.0e: error/tol %.3f, NFE/sample %.1f "
                       "(per-sample control: error/tol %.3f, NFE/sample %.1f)\n",
@@ -478,7 +424,7 @@ static void test_decay(void **state)
     const diffsde_sde *sde = f->sde[1];
     decay p = {sde, 2.385};
     diffsde_score *score;
-    ok(diffsde_score_new(f->ctx, decay_cb, &p, DIFFSDE_PARAM_SCORE, &score), f->ctx);
+    otu_ok(diffsde_score_new(f->ctx, decay_cb, &p, DIFFSDE_PARAM_SCORE, &score), f->ctx);
     const double t0 = 0.9, y0[2] = {1.25, -0.75};
     diffsde_ode_stats st;
     uint64_t nfe;
@@ -489,7 +435,7 @@ static void test_decay(void **state)
         double t1 = t0 - hs[q], y[2] = {y0[0], y0[1]};
         diffsde_ode_options o = rk45_opts(1e-2);
         o.first_step = hs[q];
-        ok(solve_once(f->ctx, sde, score, &o, t0, t1, 1, 2, y, &st, &nfe), f->ctx);
+        otu_ok(solve_once(f->ctx, sde, score, &o, t0, t1, 1, 2, y, &st, &nfe), f->ctx);
         assert_true(st.accepted == 1 && st.rejected == 0 && st.steps == 1);
         assert_true(nfe == 7); /* f(t0) and six new stages, no step selection */
         /* Integrating backwards in t: y' = −λy over Δt = −h, so z = λh. */
@@ -503,7 +449,7 @@ static void test_decay(void **state)
         double y[2] = {y0[0], y0[1]};
         diffsde_ode_options o = rk45_opts(1e-8);
         o.first_step = 0.5;
-        ok(solve_once(f->ctx, sde, score, &o, t0, 0.3, 1, 2, y, &st, &nfe), f->ctx);
+        otu_ok(solve_once(f->ctx, sde, score, &o, t0, 0.3, 1, 2, y, &st, &nfe), f->ctx);
         assert_true(st.rejected >= 1);
         assert_true(nfe == 1 + 6 * (st.accepted + st.rejected));
     }
@@ -519,7 +465,7 @@ static void test_decay(void **state)
         for (int q = 6; q <= 12; q++) {
             double tol = pow(10.0, -q), y[2] = {y0[0], y0[1]};
             diffsde_ode_options o = rk45_opts(tol);
-            ok(solve_once(f->ctx, sde, score, &o, 1.0, 1e-3, 1, 2, y, &st, &nfe), f->ctx);
+            otu_ok(solve_once(f->ctx, sde, score, &o, 1.0, 1e-3, 1, 2, y, &st, &nfe), f->ctx);
             assert_true(nfe == 2 + 6 * (st.accepted + st.rejected));
             /* Global error of a decay: within LADDER_C of the tolerance. */
             for (int j = 0; j < 2; j++) {
@@ -557,7 +503,7 @@ static void test_fixture_endpoints(void **state)
     fixture *f = *state;
     char path[4096];
     json_error_t jerr;
-    fixture_path("ode_gmm3d.json", path, sizeof path);
+    otu_fixture_path("ode_gmm3d.json", path, sizeof path);
     json_t *root = json_load_file(path, 0, &jerr);
     assert_non_null(root);
     const json_t *sdes = json_object_get(root, "sdes");
@@ -577,7 +523,7 @@ static void test_fixture_endpoints(void **state)
             }
         diffsde_ode_options o = rk45_opts(1e-10);
         diffsde_ode_stats st;
-        ok(solve_once(f->ctx, f->sde[k], f->gscore[k], &o, t0, t1, n, 3, x, &st, NULL),
+        otu_ok(solve_once(f->ctx, f->sde[k], f->gscore[k], &o, t0, t1, n, 3, x, &st, NULL),
            f->ctx);
         double worst = 0.0;
         for (size_t i = 0; i < n * 3; i++)
@@ -654,14 +600,14 @@ static void test_recoverable(void **state)
     faulty fl;
     faulty_init(&fl, sde);
     diffsde_score *score;
-    ok(diffsde_score_new(f->ctx, faulty_cb, &fl, DIFFSDE_PARAM_SCORE, &score), f->ctx);
+    otu_ok(diffsde_score_new(f->ctx, faulty_cb, &fl, DIFFSDE_PARAM_SCORE, &score), f->ctx);
     double x0[2], exact[2], x[2];
     gauss_points(&fl.g, T, 300, 1, x0);
     otu_flow(&fl.g, T, eps, x0, exact);
     diffsde_ode_options o = rk45_opts(tol);
     diffsde_ode_stats clean, st;
     memcpy(x, x0, sizeof x);
-    ok(solve_once(f->ctx, sde, score, &o, T, eps, 1, 2, x, &clean, NULL), f->ctx);
+    otu_ok(solve_once(f->ctx, sde, score, &o, T, eps, 1, 2, x, &clean, NULL), f->ctx);
 
     const long at[3] = {4, 17, 40}; /* mid-step stages of early and later steps */
     for (int mode = 0; mode < 2; mode++)
@@ -671,7 +617,7 @@ static void test_recoverable(void **state)
             fl.fault_status = 3;
             fl.plant_nan = mode;
             memcpy(x, x0, sizeof x);
-            ok(solve_once(f->ctx, sde, score, &o, T, eps, 1, 2, x, &st, NULL), f->ctx);
+            otu_ok(solve_once(f->ctx, sde, score, &o, T, eps, 1, 2, x, &st, NULL), f->ctx);
             assert_true(st.rejected >= clean.rejected + 1);
             assert_true(weighted_error(1, 2, x, exact, tol) <= LADDER_C);
         }
@@ -693,12 +639,12 @@ static void test_recoverable(void **state)
     fl.box = 2.0 * big;
     memcpy(xb, in, sizeof xb);
     o.first_step = T - eps;
-    ok(solve_once(f->ctx, sde, score, &o, T, eps, N, 2, xb, &st, NULL), f->ctx);
+    otu_ok(solve_once(f->ctx, sde, score, &o, T, eps, N, 2, xb, &st, NULL), f->ctx);
     assert_true(st.rejected >= N);
     for (size_t i = 0; i < N; i++) {
         otu_flow(&fl.g, T, eps, in + i * 2, ex + i * 2);
         memcpy(xs, in + i * 2, sizeof xs);
-        ok(solve_once(f->ctx, sde, score, &o, T, eps, 1, 2, xs, NULL, NULL), f->ctx);
+        otu_ok(solve_once(f->ctx, sde, score, &o, T, eps, 1, 2, xs, NULL, NULL), f->ctx);
         assert_memory_equal(xs, xb + i * 2, sizeof xs);
     }
     assert_true(weighted_error(N, 2, xb, ex, tol) <= LADDER_C);
@@ -712,14 +658,14 @@ static void test_recoverable(void **state)
     faulty_init(&fl, sde);
     fl.t_trap = T - 0.05; /* t_new of the first attempt, computed as the integrator does */
     memcpy(x3, rows3, sizeof x3);
-    ok(solve_once(f->ctx, sde, score, &o, T, eps, 3, 2, x3, &st, NULL), f->ctx);
+    otu_ok(solve_once(f->ctx, sde, score, &o, T, eps, 3, 2, x3, &st, NULL), f->ctx);
     assert_true(fl.trap_hits >= 3); /* stage 6; stage 7 in the batch; stage 7 alone */
     assert_true(st.rejected >= 1);
     for (size_t i = 0; i < 3; i++) {
         faulty_init(&fl, sde);
         fl.t_trap = T - 0.05;
         memcpy(x1, rows3 + 2 * i, sizeof x1);
-        ok(solve_once(f->ctx, sde, score, &o, T, eps, 1, 2, x1, NULL, NULL), f->ctx);
+        otu_ok(solve_once(f->ctx, sde, score, &o, T, eps, 1, 2, x1, NULL, NULL), f->ctx);
         assert_memory_equal(x1, x3 + 2 * i, sizeof x1);
     }
     diffsde_score_free(score);
@@ -733,7 +679,7 @@ static void test_failures(void **state)
     faulty fl;
     faulty_init(&fl, sde);
     diffsde_score *score;
-    ok(diffsde_score_new(f->ctx, faulty_cb, &fl, DIFFSDE_PARAM_SCORE, &score), f->ctx);
+    otu_ok(diffsde_score_new(f->ctx, faulty_cb, &fl, DIFFSDE_PARAM_SCORE, &score), f->ctx);
     enum { N = 4 };
     double x0[N * 2], x[N * 2];
     gauss_points(&fl.g, T, 400, N, x0);
@@ -744,15 +690,15 @@ static void test_failures(void **state)
     memcpy(x, x0, sizeof x);
     assert_int_equal(solve_once(f->ctx, sde, score, &o, T, eps, N, 2, x, NULL, NULL),
                      DIFFSDE_ECONVERGENCE);
-    assert_msg_has(f->ctx, "sample 0");
-    assert_msg_has(f->ctx, "max_steps (5)");
-    assert_msg_has(f->ctx, "t = ");
+    otu_assert_msg_has(f->ctx, "sample 0");
+    otu_assert_msg_has(f->ctx, "max_steps (5)");
+    otu_assert_msg_has(f->ctx, "t = ");
     assert_memory_equal(x, x0, sizeof x);
     o.whole_batch = 1;
     assert_int_equal(solve_once(f->ctx, sde, score, &o, T, eps, N, 2, x, NULL, NULL),
                      DIFFSDE_ECONVERGENCE);
-    assert_msg_has(f->ctx, "whole batch");
-    assert_msg_has(f->ctx, "max_steps (5)");
+    otu_assert_msg_has(f->ctx, "whole batch");
+    otu_assert_msg_has(f->ctx, "max_steps (5)");
     assert_memory_equal(x, x0, sizeof x);
 
     /* Every evaluation away from t0 fails recoverably: |h| is quartered until it underflows. */
@@ -761,9 +707,9 @@ static void test_failures(void **state)
     fl.t0_ok = T;
     assert_int_equal(solve_once(f->ctx, sde, score, &o, T, eps, N, 2, x, NULL, NULL),
                      DIFFSDE_ECONVERGENCE);
-    assert_msg_has(f->ctx, "sample 0");
-    assert_msg_has(f->ctx, "underflow");
-    assert_msg_has(f->ctx, "t = 1");
+    otu_assert_msg_has(f->ctx, "sample 0");
+    otu_assert_msg_has(f->ctx, "underflow");
+    otu_assert_msg_has(f->ctx, "t = 1");
     assert_memory_equal(x, x0, sizeof x);
 
     /* A fatal status: ECALLBACK at once, x unchanged. */

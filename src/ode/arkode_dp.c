@@ -16,10 +16,8 @@
 #include <stdlib.h>
 
 #include <arkode/arkode_erkstep.h>
-#include <nvector/nvector_serial.h>
-#include <sundials/sundials_context.h>
 
-#include "ode/ode_impl.h"
+#include "ode/sundials_glue.h"
 
 static const char METHOD[] = "arkode-dp";
 
@@ -27,52 +25,9 @@ static const char METHOD[] = "arkode-dp";
  * default number of convergence failures per step). */
 #define ARK_MAX_RETRIES 10
 
-typedef struct ark_state {
-    diffsde_i_oderun *run;
-    size_t m;            /* rows per right-hand side: 1 (per sample) or n (whole batch) */
-    const size_t *rows;
-    double *tv;          /* m copies of t (run->work) */
-    int status;          /* our status from the last failed right-hand side, else OK */
-    int fatal;           /* a right-hand side failed fatally: final (as in cvode.c) */
-    char sunmsg[256];    /* ARKODE's last message */
-} ark_state;
-
 static int recoverable(int st)
 {
     return st == DIFFSDE_ERETRY || st == DIFFSDE_ENONFINITE;
-}
-
-static int ark_rhs(realtype t, N_Vector y, N_Vector ydot, void *user)
-{
-    ark_state *s = user;
-    if (s->fatal)
-        return -1;
-    for (size_t r = 0; r < s->m; r++)
-        s->tv[r] = t;
-    int st = diffsde_i_ode_rhs(s->run, s->m, s->rows, s->tv, N_VGetArrayPointer(y),
-                               N_VGetArrayPointer(ydot));
-    if (st == DIFFSDE_OK)
-        return 0;
-    s->status = st;
-    if (recoverable(st))
-        return 1;
-    s->fatal = 1;
-    return -1;
-}
-
-static void ark_errh(int code, const char *module, const char *function, char *msg, void *data)
-{
-    (void)code;
-    (void)module;
-    ark_state *s = data;
-    snprintf(s->sunmsg, sizeof s->sunmsg, "%s: %s", function, msg);
-}
-
-static int ark_work_size(const diffsde_ode_options *opt, size_t n, size_t w, size_t *len)
-{
-    (void)w;
-    *len = opt->whole_batch ? n : 1;
-    return DIFFSDE_OK;
 }
 
 static int is_rhs_flag(int flag)
@@ -82,21 +37,19 @@ static int is_rhs_flag(int flag)
 }
 
 /* The status and message of a failure on row `row` (SIZE_MAX: whole batch) at time t. */
-static int ark_failure(diffsde_i_oderun *run, ark_state *s, int flag, size_t row, double t)
+static int ark_failure(diffsde_i_oderun *run, const diffsde_i_sun_state *s, int flag,
+                       size_t row, double t)
 {
     char *name = flag < 0 ? ERKStepGetReturnFlagName(flag) : NULL; /* malloc'd by SUNDIALS */
     const char *fname = flag >= 0 ? "fatal model failure ignored by ARKODE"
                         : name    ? name
                                   : "ARK_?";
     char who[64];
-    if (row == SIZE_MAX)
-        snprintf(who, sizeof who, "whole batch of %zu", run->n);
-    else
-        snprintf(who, sizeof who, "sample %zu", row);
+    diffsde_i_sun_who(run, row, who, sizeof who);
     int st;
     if (s->fatal || (is_rhs_flag(flag) && s->status != DIFFSDE_OK))
-        st = diffsde_i_fail_prefix(run->ctx, s->status, "%s: %s: %s: stopped at t = %.17g (%s)",
-                                   run->fname, METHOD, who, t, fname);
+        st = diffsde_i_ode_restate(run, s->status, "%s: %s: stopped at t = %.17g (%s)", METHOD,
+                                   who, t, fname);
     else if (flag == ARK_TOO_MUCH_WORK)
         st = diffsde_i_fail(run->ctx, DIFFSDE_ECONVERGENCE,
                             "%s: %s: %s: stopped at t = %.17g after max_steps = %zu steps",
@@ -124,24 +77,21 @@ static int ark_solve(diffsde_i_oderun *run)
     const size_t w = run->sys->w;
     const int whole = opt->whole_batch != 0;
     const size_t len = whole ? run->n * w : w;
-    ark_state s = {.run = run, .m = whole ? run->n : 1, .tv = run->work};
+    diffsde_i_sun_state s = {.run = run, .m = whole ? run->n : 1, .tv = run->work};
     SUNContext sunctx = NULL;
     N_Vector v = NULL;
     void *mem = NULL;
-    int st = DIFFSDE_OK;
     size_t rows = whole ? 1 : run->n;
-
-    if (SUNContext_Create(NULL, &sunctx) != 0)
-        return diffsde_i_fail(run->ctx, DIFFSDE_ENOMEM, "%s: %s: SUNContext_Create failed",
-                              run->fname, METHOD);
-    v = N_VMake_Serial((sunindextype)len, run->y, sunctx);
-    mem = v ? ERKStepCreate(ark_rhs, run->t0, v, sunctx) : NULL;
+    int st = diffsde_i_sun_begin(run, METHOD, len, &sunctx, &v);
+    if (st != DIFFSDE_OK)
+        return st;
+    mem = ERKStepCreate(diffsde_i_sun_rhs, run->t0, v, sunctx);
     if (!mem) {
         st = diffsde_i_fail(run->ctx, DIFFSDE_ENOMEM, "%s: %s: out of memory creating ERKStep",
                             run->fname, METHOD);
         goto done;
     }
-    int flag = ERKStepSetErrHandlerFn(mem, ark_errh, &s);
+    int flag = ERKStepSetErrHandlerFn(mem, diffsde_i_sun_errh, &s);
     if (flag == ARK_SUCCESS)
         flag = ERKStepSetUserData(mem, &s);
     if (flag == ARK_SUCCESS)
@@ -177,7 +127,7 @@ static int ark_solve(diffsde_i_oderun *run)
             if (restart) {
                 s.status = DIFFSDE_OK;
                 s.fatal = 0;
-                flag = ERKStepReInit(mem, ark_rhs, t, v);
+                flag = ERKStepReInit(mem, diffsde_i_sun_rhs, t, v);
                 seen = ark_rejected(mem);
                 /* ARKODE clears a stop time once it has reached it: set it every time. */
                 if (flag == ARK_SUCCESS)
@@ -224,9 +174,7 @@ static int ark_solve(diffsde_i_oderun *run)
 
 done:
     ERKStepFree(&mem);
-    N_VDestroy(v);
-    if (sunctx)
-        SUNContext_Free(&sunctx);
+    diffsde_i_sun_end(&sunctx, &v);
     return st;
 }
 
@@ -237,6 +185,6 @@ const diffsde_i_integrator diffsde_i_integrator_arkode_dp = {
     .flags = DIFFSDE_I_ODE_ADAPTIVE | DIFFSDE_I_ODE_OWNMEM,
     .default_steps = 0,
     .default_grid = DIFFSDE_GRID_UNIFORM,
-    .work_size = ark_work_size,
+    .work_size = diffsde_i_sun_work_size,
     .solve = ark_solve,
 };

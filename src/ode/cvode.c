@@ -26,67 +26,16 @@
 #include <stdlib.h>
 
 #include <cvode/cvode.h>
-#include <nvector/nvector_serial.h>
-#include <sundials/sundials_context.h>
 #include <sundials/sundials_iterative.h>
 #include <sunlinsol/sunlinsol_dense.h>
 #include <sunlinsol/sunlinsol_spgmr.h>
 #include <sunmatrix/sunmatrix_dense.h>
 #include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
 
-#include "ode/ode_impl.h"
+#include "ode/sundials_glue.h"
 
 /* Largest system that BDF solves with a dense Jacobian (file comment). */
 #define CV_DENSE_MAX 16
-
-typedef struct cv_state {
-    diffsde_i_oderun *run;
-    size_t m;            /* rows per right-hand side: 1 (per sample) or n (whole batch) */
-    const size_t *rows;  /* which rows */
-    double *tv;          /* m copies of t for the system (run->work) */
-    int status;          /* our status from the last failed right-hand side, else OK */
-    int fatal;           /* a right-hand side failed fatally (status says how) */
-    int last_failed;     /* the latest right-hand side failed */
-    char sunmsg[256];    /* CVODE's last message */
-} cv_state;
-
-static int cv_rhs(realtype t, N_Vector y, N_Vector ydot, void *user)
-{
-    cv_state *s = user;
-    /* CVODE 6.4.1's fixed-point solver (Adams) does not always stop on a fatal right-hand
-     * side: it may carry on and even report success. So a fatal failure is final: later
-     * calls fail at once without calling the model, and cv_solve checks the flag. */
-    if (s->fatal)
-        return -1;
-    for (size_t r = 0; r < s->m; r++)
-        s->tv[r] = t;
-    int st = diffsde_i_ode_rhs(s->run, s->m, s->rows, s->tv, N_VGetArrayPointer(y),
-                               N_VGetArrayPointer(ydot));
-    s->last_failed = st != DIFFSDE_OK;
-    if (st == DIFFSDE_OK)
-        return 0;
-    s->status = st;
-    /* CVODE retries a recoverable failure with a smaller step, as our contract asks. */
-    if (st == DIFFSDE_ERETRY || st == DIFFSDE_ENONFINITE)
-        return 1;
-    s->fatal = 1;
-    return -1;
-}
-
-static void cv_errh(int code, const char *module, const char *function, char *msg, void *data)
-{
-    (void)code;
-    (void)module;
-    cv_state *s = data;
-    snprintf(s->sunmsg, sizeof s->sunmsg, "%s: %s", function, msg);
-}
-
-static int cv_work_size(const diffsde_ode_options *opt, size_t n, size_t w, size_t *len)
-{
-    (void)w;
-    *len = opt->whole_batch ? n : 1;
-    return DIFFSDE_OK;
-}
 
 static int is_rhs_flag(int flag)
 {
@@ -95,24 +44,21 @@ static int is_rhs_flag(int flag)
 }
 
 /* The status and message of CVode's failure `flag` on row `row` (SIZE_MAX: whole batch). */
-static int cv_failure(diffsde_i_oderun *run, const char *method, void *mem, cv_state *s,
-                      int flag, size_t row)
+static int cv_failure(diffsde_i_oderun *run, const char *method, void *mem,
+                      const diffsde_i_sun_state *s, int flag, size_t row)
 {
     realtype tcur = run->t0;
     CVodeGetCurrentTime(mem, &tcur);
     char *name = CVodeGetReturnFlagName(flag); /* malloc'd by SUNDIALS */
     const char *fname = name ? name : "CV_?";
     char who[64];
-    if (row == SIZE_MAX)
-        snprintf(who, sizeof who, "whole batch of %zu", run->n);
-    else
-        snprintf(who, sizeof who, "sample %zu", row);
+    diffsde_i_sun_who(run, row, who, sizeof who);
     int st;
     /* Repeated recoverable model failures inside the corrector surface as CV_CONV_FAILURE:
      * when CVODE gave up right after a model failure, that failure is the reason. */
     if (s->fatal || (s->status != DIFFSDE_OK && (s->last_failed || is_rhs_flag(flag))))
-        st = diffsde_i_fail_prefix(run->ctx, s->status, "%s: %s: %s: stopped at t = %.17g (%s)",
-                                   run->fname, method, who, (double)tcur,
+        st = diffsde_i_ode_restate(run, s->status, "%s: %s: stopped at t = %.17g (%s)", method,
+                                   who, (double)tcur,
                                    flag < 0 ? fname : "fatal model failure ignored by CVODE");
     else
         st = diffsde_i_fail(run->ctx, DIFFSDE_ECONVERGENCE,
@@ -129,29 +75,26 @@ static int cv_solve(diffsde_i_oderun *run, int lmm, const char *method)
     const size_t w = run->sys->w;
     const int whole = opt->whole_batch != 0;
     const size_t len = whole ? run->n * w : w; /* run->y holds n·w doubles: no overflow */
-    cv_state s = {.run = run, .m = whole ? run->n : 1, .tv = run->work};
+    diffsde_i_sun_state s = {.run = run, .m = whole ? run->n : 1, .tv = run->work};
     SUNContext sunctx = NULL;
     N_Vector v = NULL;
     void *mem = NULL;
     SUNNonlinearSolver nls = NULL;
     SUNLinearSolver ls = NULL;
     SUNMatrix A = NULL;
-    int st = DIFFSDE_OK;
     size_t rows = whole ? 1 : run->n;
-
-    if (SUNContext_Create(NULL, &sunctx) != 0)
-        return diffsde_i_fail(run->ctx, DIFFSDE_ENOMEM, "%s: %s: SUNContext_Create failed",
-                              run->fname, method);
-    v = N_VMake_Serial((sunindextype)len, run->y, sunctx);
-    mem = v ? CVodeCreate(lmm, sunctx) : NULL;
+    int st = diffsde_i_sun_begin(run, method, len, &sunctx, &v);
+    if (st != DIFFSDE_OK)
+        return st;
+    mem = CVodeCreate(lmm, sunctx);
     if (!mem) {
         st = diffsde_i_fail(run->ctx, DIFFSDE_ENOMEM, "%s: %s: out of memory creating CVODE",
                             run->fname, method);
         goto done;
     }
-    int flag = CVodeSetErrHandlerFn(mem, cv_errh, &s);
+    int flag = CVodeSetErrHandlerFn(mem, diffsde_i_sun_errh, &s);
     if (flag == CV_SUCCESS)
-        flag = CVodeInit(mem, cv_rhs, run->t0, v);
+        flag = CVodeInit(mem, diffsde_i_sun_rhs, run->t0, v);
     if (flag == CV_SUCCESS)
         flag = CVodeSetUserData(mem, &s);
     if (flag == CV_SUCCESS)
@@ -216,9 +159,7 @@ done:
     SUNNonlinSolFree(nls);
     SUNLinSolFree(ls);
     SUNMatDestroy(A);
-    N_VDestroy(v);
-    if (sunctx)
-        SUNContext_Free(&sunctx);
+    diffsde_i_sun_end(&sunctx, &v);
     return st;
 }
 
@@ -239,7 +180,7 @@ const diffsde_i_integrator diffsde_i_integrator_cvode_adams = {
     .flags = DIFFSDE_I_ODE_ADAPTIVE | DIFFSDE_I_ODE_OWNMEM,
     .default_steps = 0,
     .default_grid = DIFFSDE_GRID_UNIFORM,
-    .work_size = cv_work_size,
+    .work_size = diffsde_i_sun_work_size,
     .solve = cv_solve_adams,
 };
 
@@ -250,6 +191,6 @@ const diffsde_i_integrator diffsde_i_integrator_cvode_bdf = {
     .flags = DIFFSDE_I_ODE_ADAPTIVE | DIFFSDE_I_ODE_OWNMEM,
     .default_steps = 0,
     .default_grid = DIFFSDE_GRID_UNIFORM,
-    .work_size = cv_work_size,
+    .work_size = diffsde_i_sun_work_size,
     .solve = cv_solve_bdf,
 };

@@ -12,77 +12,32 @@
 
 #include "ode/ode_impl.h"
 
-/* Nodes: times, α, σ, λ (N + 1 each); per-row times (n); x̂0 (n × w). */
+/* Nodes (diffsde_i_fewstep_work_size) and x̂0 (n × w). */
 static int work_size(const diffsde_ode_options *opt, size_t n, size_t w, size_t *len)
 {
-    size_t nw, nodes;
-    if (diffsde_i_mul_size(n, w, &nw) || opt->steps == SIZE_MAX ||
-        diffsde_i_mul_size(opt->steps + 1, 4, &nodes) || nw > SIZE_MAX - n - nodes)
-        return DIFFSDE_ESIZE;
-    *len = nodes + n + nw;
-    return DIFFSDE_OK;
-}
-
-/* The grid and α, σ, λ on it; an SDE failure is restated with the method's name. */
-static int nodes(diffsde_i_oderun *run, const char *name, size_t N, double *t, double *alpha,
-                 double *sigma, double *lambda)
-{
-    unsigned long before = run->ctx->nfail;
-    int st = diffsde_time_grid_make(run->sde, run->opt->grid, run->opt->rho, run->t0, run->t1, N,
-                                    t);
-    for (size_t i = 0; st == DIFFSDE_OK && i <= N; i++) {
-        diffsde_sde_coefs c;
-        if ((st = diffsde_sde_coefs_at(run->sde, t[i], &c)) != DIFFSDE_OK ||
-            (st = diffsde_sde_log_snr(run->sde, t[i], &lambda[i])) != DIFFSDE_OK)
-            break;
-        alpha[i] = c.alpha;
-        sigma[i] = c.sigma;
-        if (!(c.sigma > 0.0 && isfinite(lambda[i])))
-            return diffsde_i_fail(run->ctx, DIFFSDE_EDOM,
-                                  "%s: %s needs sigma(t) > 0 at every node; sigma(%.17g) = %g",
-                                  run->fname, name, t[i], c.sigma);
-    }
-    if (st == DIFFSDE_OK)
-        return DIFFSDE_OK;
-    if (run->ctx->nfail != before)
-        return diffsde_i_fail_prefix(run->ctx, st, "%s: %s grid", run->fname, name);
-    return diffsde_i_fail(run->ctx, st, "%s: the %s grid failed (%s; details on the SDE's "
-                          "context)", run->fname, name, diffsde_strerror(st));
+    return diffsde_i_fewstep_work_size(opt, n, w, 1, len);
 }
 
 static int solve(diffsde_i_oderun *run)
 {
-    if (!run->flow || run->sys != &run->flow->sys)
-        return diffsde_i_fail(run->ctx, DIFFSDE_EUNSUPPORTED,
-                              "%s: ddim needs the flow's data prediction and cannot integrate "
-                              "this system",
-                              run->fname);
-    const size_t n = run->n, w = run->sys->w, N = run->opt->steps, nw = n * w;
-    double *t = run->work, *alpha = t + N + 1, *sigma = alpha + N + 1, *lambda = sigma + N + 1;
-    double *tv = lambda + N + 1, *x0 = tv + n, *y = run->y;
-    int st = nodes(run, "ddim", N, t, alpha, sigma, lambda);
+    static const char name[] = "ddim";
+    diffsde_i_fewstep fs;
+    int st = diffsde_i_fewstep_begin(run, name, &fs);
     if (st != DIFFSDE_OK)
         return st;
+    const size_t n = run->n, N = fs.N, nw = n * run->sys->w;
+    const double *t = fs.t, *alpha = fs.alpha, *sigma = fs.sigma, *lambda = fs.lambda;
+    double *x0 = fs.arrays, *y = run->y;
     for (size_t i = 0; i < N; i++) {
-        for (size_t r = 0; r < n; r++)
-            tv[r] = t[i];
-        st = diffsde_i_flow_x0(run->flow, run, n, run->all_rows, tv, y, x0);
-        if (st != DIFFSDE_OK)
-            return diffsde_i_fail_prefix(run->ctx, st, "%s: ddim step %zu of %zu", run->fname,
-                                         i + 1, N);
+        if ((st = diffsde_i_fewstep_x0(run, name, &fs, i, t[i], y, x0)) != DIFFSDE_OK)
+            return st;
         const double a = sigma[i + 1] / sigma[i];
         const double b = -alpha[i + 1] * expm1(-0.5 * (lambda[i + 1] - lambda[i]));
         for (size_t k = 0; k < nw; k++)
             y[k] = a * y[k] + b * x0[k];
-        size_t row, col;
-        if (diffsde_i_find_nonfinite(n, w, y, &row, &col))
-            return diffsde_i_fail(run->ctx, DIFFSDE_ENONFINITE,
-                                  "%s: ddim step %zu of %zu: the state of sample %zu is not "
-                                  "finite at t=%.17g (coordinate %zu = %g)",
-                                  run->fname, i + 1, N, row, t[i + 1], col, y[row * w + col]);
+        if ((st = diffsde_i_ode_step_finite(run, name, i, N, t[i + 1])) != DIFFSDE_OK)
+            return st;
     }
-    run->stats->steps = N;
-    run->stats->accepted = (uint64_t)N * (uint64_t)n;
     return DIFFSDE_OK;
 }
 

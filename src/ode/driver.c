@@ -4,6 +4,8 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -27,6 +29,21 @@ int diffsde_i_find_nonfinite(size_t m, size_t w, const double *a, size_t *row, s
         }
     }
     return 0;
+}
+
+int diffsde_i_ode_restate(const diffsde_i_oderun *run, int st, const char *fmt, ...)
+{
+    char where[256], prev[DIFFSDE_ERRMSG_CAPACITY];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(where, sizeof where, fmt, ap);
+    va_end(ap);
+    diffsde_errmsg_copy(run->ctx, prev, sizeof prev);
+    const size_t L = strlen(run->fname);
+    const char *rest = prev;
+    if (strncmp(prev, run->fname, L) == 0 && prev[L] == ':' && prev[L + 1] == ' ')
+        rest = prev + L + 2;
+    return diffsde_i_fail(run->ctx, st, "%s: %s: %s", run->fname, where, rest);
 }
 
 int diffsde_i_ode_rhs(diffsde_i_oderun *run, size_t m, const size_t *rows, const double *t,
@@ -179,6 +196,10 @@ int diffsde_i_ode_integrate(diffsde_ctx *ctx, const char *fname, const diffsde_o
         .work_len = work_len,
     };
     st = in->solve(&run);
+    if (st == DIFFSDE_OK && !(in->flags & DIFFSDE_I_ODE_ADAPTIVE)) {
+        stats->steps = opt->steps;
+        stats->accepted = (uint64_t)opt->steps * (uint64_t)n;
+    }
     if (st == DIFFSDE_OK) {
         size_t r, c;
         if (diffsde_i_find_nonfinite(n, sys->w, y, &r, &c))

@@ -115,8 +115,8 @@ static int gsl_failure(diffsde_i_oderun *run, const char *method, const gsl_stat
     else
         snprintf(who, sizeof who, "sample %zu", row);
     if ((code == GSL_RHS_RETRY || code == GSL_EBADFUNC) && s->status != DIFFSDE_OK)
-        return diffsde_i_fail_prefix(run->ctx, s->status, "%s: %s: %s: stopped at t = %.17g",
-                                     run->fname, method, who, t);
+        return diffsde_i_ode_restate(run, s->status, "%s: %s: stopped at t = %.17g", method, who,
+                                     t);
     const char *why;
     switch (code) {
     case GSL_EMAXITER:
@@ -162,7 +162,7 @@ static int gsl_solve(diffsde_i_oderun *run, const gsl_odeiv2_step_type *type,
         double h, t = run->t0, tfail = NAN;
         st = initial_step(run, &s, len, y, f0, &h);
         if (st != DIFFSDE_OK) {
-            st = diffsde_i_fail_prefix(run->ctx, st, "%s: %s: initial step", run->fname, method);
+            st = diffsde_i_ode_restate(run, st, "%s: initial step", method);
             break;
         }
         size_t row_steps = 0;

@@ -67,9 +67,10 @@ typedef struct diffsde_i_oderun {
     double *y;                       /* n × sys->w, states at t0 in, at t1 out */
     const size_t *all_rows;          /* 0, 1, ..., n−1 */
     uint64_t *nfe;                   /* n per-problem score evaluations (zeroed by the driver) */
-    diffsde_ode_stats *stats;        /* zeroed by the driver; integrators set steps, accepted,
-                                        rejected; systems count score_calls/evals; the driver
-                                        sets the rest */
+    diffsde_ode_stats *stats;        /* zeroed by the driver; adaptive integrators set steps,
+                                        accepted, rejected (the driver does for fixed grids:
+                                        N and N·n on success); systems count score_calls/evals;
+                                        the driver sets the rest */
     double *work;                    /* scratch of the size the integrator asked for */
     size_t work_len;
 } diffsde_i_oderun;
@@ -81,6 +82,66 @@ int diffsde_i_ode_rhs(diffsde_i_oderun *run, size_t m, const size_t *rows, const
 
 /* The first non-finite entry of an m × w array: 1 and its row/column, or 0. */
 int diffsde_i_find_nonfinite(size_t m, size_t w, const double *a, size_t *row, size_t *col);
+
+/* Restate the failure on run->ctx as "<fname>: <where>: <previous message>", where `where`
+ * is formatted from fmt; a previous message that already starts with "<fname>: " loses that
+ * prefix, so the entry point is named once. Returns st. */
+int diffsde_i_ode_restate(const diffsde_i_oderun *run, int st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* fixed_grid.c: what the fixed-grid and few-step methods share. */
+
+/* After step i (0-based) of N of a fixed-grid method `name`, ending at t: DIFFSDE_ENONFINITE
+ * naming the first sample and coordinate of run->y that is not finite, else DIFFSDE_OK. */
+int diffsde_i_ode_step_finite(const diffsde_i_oderun *run, const char *name, size_t i, size_t N,
+                              double t);
+
+/* The N + 1 times of run->opt->grid from run->t0 to run->t1 for method `name`, with a
+ * failure restated on run->ctx. */
+int diffsde_i_ode_grid(diffsde_i_oderun *run, const char *name, size_t N, double *t);
+
+/* What a few-step method works on: the grid's N + 1 nodes with α, σ, λ there, n per-row
+ * times and the method's own arrays of n × w, laid out in run->work in that order. */
+typedef struct diffsde_i_fewstep {
+    size_t N;
+    double *t, *alpha, *sigma, *lambda;
+    double *tv;
+    double *arrays;
+} diffsde_i_fewstep;
+
+/* Doubles of scratch for a few-step method with `arrays` arrays of n × w. */
+int diffsde_i_fewstep_work_size(const diffsde_ode_options *opt, size_t n, size_t w,
+                                size_t arrays, size_t *len);
+
+/* Check that run integrates the flow (DIFFSDE_EUNSUPPORTED otherwise), lay out fs and fill
+ * the nodes (DIFFSDE_EDOM where σ = 0 or λ is not finite); failures name the method. */
+int diffsde_i_fewstep_begin(diffsde_i_oderun *run, const char *name, diffsde_i_fewstep *fs);
+
+/* x̂0 of every row of x at time t, for step i (0-based) of the method `name`; a model
+ * failure is restated with the step. */
+int diffsde_i_fewstep_x0(diffsde_i_oderun *run, const char *name, const diffsde_i_fewstep *fs,
+                         size_t i, double t, const double *x, double *x0);
+
+/* explicit_rk.c: an explicit Runge–Kutta method in the form Euler, Heun and RK4 share:
+ * stage s (0-based) is evaluated at t + c[s] h on y + h a[s] k_{s−1} (only the previous
+ * stage, so three arrays of n × w suffice for any number of stages), and y ← y + (h/bden) Σ b[s] k_s,
+ * summed in stage order. c[s] = 1 means exactly the next grid time. */
+#define DIFFSDE_I_ERK_MAXSTAGES 4
+typedef struct diffsde_i_erk_tableau {
+    const char *name; /* the method, for messages */
+    int stages;       /* 1 .. DIFFSDE_I_ERK_MAXSTAGES */
+    double c[DIFFSDE_I_ERK_MAXSTAGES];
+    double a[DIFFSDE_I_ERK_MAXSTAGES]; /* a[0] unused */
+    double b[DIFFSDE_I_ERK_MAXSTAGES];
+    double bden;
+} diffsde_i_erk_tableau;
+
+int diffsde_i_erk_work_size(const diffsde_i_erk_tableau *tab, const diffsde_ode_options *opt,
+                            size_t n, size_t w, size_t *len);
+int diffsde_i_erk_solve(const diffsde_i_erk_tableau *tab, diffsde_i_oderun *run);
 
 enum {
     DIFFSDE_I_ODE_ADAPTIVE = 1u,  /* chooses its steps from rtol/atol; supports whole_batch */

@@ -514,10 +514,10 @@ static int rk45_solve(diffsde_i_oderun *run)
     int st = diffsde_i_ode_rhs(run, run->n, run->all_rows, s.tst, run->y, s.k1);
     if (st != DIFFSDE_OK)
         return recoverable(st)
-                   ? diffsde_i_fail_prefix(run->ctx, st,
-                                           "%s: rk45: the right-hand side failed at the initial "
+                   ? diffsde_i_ode_restate(run, st,
+                                           "rk45: the right-hand side failed at the initial "
                                            "point t0 = %.17g (no smaller step can help)",
-                                           run->fname, run->t0)
+                                           run->t0)
                    : st;
     st = initial_steps(&s);
 
