@@ -96,11 +96,11 @@ check "metrics are against the exact p_eps at t = 0.001 (the flow's value at eps
 check "occupancy p-value vs exact p_eps > 1e-4" 'awk_true "p > 1e-4" p="$(pval occupancy "$tmp/a.json")"'
 check "energy-test p-value vs exact p_eps > 1e-4" 'awk_true "p > 1e-4" p="$(pval energy "$tmp/a.json")"'
 
-status_is "ode dpm-solver++2m (defaults: 20 steps on the logsnr grid)" 0 "$bin" sample $ode --method dpm-solver++2m --n 2000 --seed 3 --out "$tmp/d.npy" --report "$tmp/d.json"
+status_is "ode dpm-solver++2m (defaults: 20 steps on the karras grid)" 0 "$bin" sample $ode --method dpm-solver++2m --n 2000 --seed 3 --out "$tmp/d.npy" --report "$tmp/d.json"
 for key in version seed nfe_per_sample nfe_min nfe_max score_calls wall_seconds accepted rejected metrics; do
     check "dpm-solver++2m report has \"$key\"" '[ -n "$(top $key "$tmp/d.json")" ]'
 done
-check "dpm-solver++2m: steps 20, grid logsnr, rtol/atol null" '[ "$(cfg steps "$tmp/d.json")" = 20 ] && [ "$(cfg grid "$tmp/d.json")" = "\"logsnr\"" ] && [ "$(cfg rtol "$tmp/d.json")" = null ]'
+check "dpm-solver++2m: steps 20, grid karras, rtol/atol null" '[ "$(cfg steps "$tmp/d.json")" = 20 ] && [ "$(cfg grid "$tmp/d.json")" = "\"karras\"" ] && [ "$(cfg rtol "$tmp/d.json")" = null ]'
 check "dpm-solver++2m: one score evaluation per step, nfe 20 for every sample" '[ "$(top nfe_per_sample "$tmp/d.json")" = 20.0 ] && [ "$(top nfe_min "$tmp/d.json")" = 20 ] && [ "$(top nfe_max "$tmp/d.json")" = 20 ] && [ "$(top score_calls "$tmp/d.json")" = 20 ]'
 # Seed 3, n = 2000: as above, a false failure with probability 1e-4 each if the samples were
 # exact; 20 DPM-Solver++ steps are accurate enough on ring8 that their bias stays unseen.

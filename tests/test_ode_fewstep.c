@@ -386,7 +386,7 @@ static void test_nfe_and_defaults(void **state)
 {
     fixture *f = *state;
     const size_t def_steps[3] = {20, 20, 18};
-    const diffsde_time_grid def_grid[3] = {DIFFSDE_GRID_UNIFORM, DIFFSDE_GRID_LOGSNR,
+    const diffsde_time_grid def_grid[3] = {DIFFSDE_GRID_UNIFORM, DIFFSDE_GRID_KARRAS,
                                            DIFFSDE_GRID_KARRAS};
     otu_gauss g;
     otu_gauss_default(&g, f->sde[1]);

@@ -60,8 +60,8 @@ static void help(const coder *k)
            "                       (default: 100 for euler, heun, rk4; 20 for ddim and\n"
            "                       dpm-solver++2m; 18 for edm-heun)\n"
            "  --grid G             uniform, logsnr or karras (fixed-grid and few-step\n"
-           "                       methods; default: uniform; logsnr for dpm-solver++2m,\n"
-           "                       karras for edm-heun)\n"
+           "                       methods; default: uniform; karras for dpm-solver++2m\n"
+           "                       and edm-heun)\n"
            "  --rho R              exponent of the karras grid, > 0 (default: 7)\n",
            CLI_SAMPLE_CHUNK);
     printf("input and output:\n"

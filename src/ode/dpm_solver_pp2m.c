@@ -59,7 +59,7 @@ const diffsde_i_integrator diffsde_i_integrator_dpm_solver_pp_2m = {
     .order = 2,
     .flags = DIFFSDE_I_ODE_FEWSTEP,
     .default_steps = 20,
-    .default_grid = DIFFSDE_GRID_LOGSNR,
+    .default_grid = DIFFSDE_GRID_KARRAS,
     .work_size = work_size,
     .solve = solve,
 };
