@@ -21,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "cli/plot.h"
+#include "cli/sample_paths.h"
 
 static const char sub[] = "sample";
 
@@ -527,117 +528,10 @@ static int resolve(const char *s, cli_sample_config *c, const diffsde_sde *sde)
     return CLI_OK;
 }
 
-/* ---- --plot-paths: the trajectories of the first k samples (2-D models only) ---------------- */
-
-#define PATH_CAP 512 /* points kept per path: beyond, every other one is dropped */
-
-typedef struct path_rec {
-    size_t k;         /* paths */
-    size_t npts;      /* points recorded so far */
-    size_t stride;    /* record every stride-th observation (doubles when the buffer fills) */
-    size_t calls;     /* observations so far */
-    double *buf;      /* PATH_CAP × k × 2: point p of path i at buf[(p k + i) 2] */
-} path_rec;
-
-static int paths_init(path_rec *pr, size_t k)
-{
-    memset(pr, 0, sizeof *pr);
-    pr->k = k;
-    pr->stride = 1;
-    pr->buf = malloc((size_t)PATH_CAP * k * 2 * sizeof *pr->buf);
-    return pr->buf ? 0 : -1;
-}
-
-/* Append the first k rows of x (rows of d = 2); a full buffer keeps its even points. */
-static void paths_add(path_rec *pr, const double *x)
-{
-    if (pr->npts == PATH_CAP) {
-        for (size_t p = 0; 2 * p < PATH_CAP; p++)
-            memcpy(pr->buf + p * pr->k * 2, pr->buf + 2 * p * pr->k * 2,
-                   pr->k * 2 * sizeof *pr->buf);
-        pr->npts = (PATH_CAP + 1) / 2;
-        pr->stride *= 2;
-    }
-    memcpy(pr->buf + pr->npts * pr->k * 2, x, pr->k * 2 * sizeof *x);
-    pr->npts++;
-}
-
-static int observe(size_t step, size_t n, size_t d, const double *t, const double *x, void *user)
-{
-    (void)step, (void)n, (void)d, (void)t;
-    path_rec *pr = user;
-    if (++pr->calls % pr->stride == 0)
-        paths_add(pr, x);
-    return 0;
-}
-
-/* Path-major copy (k × npts × 2) as cli_plot wants it; NULL when out of memory. */
-static double *paths_layout(const path_rec *pr)
-{
-    double *out = malloc(pr->k * pr->npts * 2 * sizeof *out);
-    for (size_t i = 0; out && i < pr->k; i++)
-        for (size_t p = 0; p < pr->npts; p++)
-            memcpy(out + (i * pr->npts + p) * 2, pr->buf + (p * pr->k + i) * 2,
-                   2 * sizeof *out);
-    return out;
-}
-
-/* Methods whose every step starts afresh from (t_k, x_k): a solve over one grid interval with
- * one step is exactly that step of the N-step solve. */
-static int one_step_method(diffsde_ode_method m)
-{
-    return m == DIFFSDE_ODE_EULER || m == DIFFSDE_ODE_HEUN || m == DIFFSDE_ODE_RK4 ||
-           m == DIFFSDE_ODE_DDIM;
-}
-
-/* The flow ODE has no observer: integrate the first k prior draws (the samples' own starting
- * points) again, segment by segment, recording the state between segments. One-step
- * fixed-grid methods take the segments of their own grid, one step each, so the paths pass
- * through the very states of the samples; the others integrate with the same integrator over
- * PATH_SEGMENTS segments uniform in log-SNR, a separate solve that agrees with the samples to
- * the method's accuracy (neither path includes the final denoising step). */
-#define PATH_SEGMENTS 100
-static int ode_paths(const char *s, diffsde_ctx *ctx, diffsde_ode *ode, const diffsde_sde *sde,
-                     const diffsde_score *score, const diffsde_noise *noise,
-                     const cli_sample_config *c, path_rec *pr)
-{
-    const diffsde_ode_options *o = &c->ode_opt;
-    int own = one_step_method(o->method);
-    size_t nseg = own ? o->steps : PATH_SEGMENTS, k = pr->k;
-    double T, *times = malloc((nseg + 1) * sizeof *times), x[CLI_MAX_PLOT_PATHS * 2];
-    diffsde_ode *seg = NULL;
-    diffsde_sde_time_range(sde, NULL, &T);
-    int st = times ? DIFFSDE_OK : DIFFSDE_ENOMEM;
-    if (st == DIFFSDE_OK)
-        st = diffsde_time_grid_make(sde, own ? o->grid : DIFFSDE_GRID_LOGSNR, o->rho, T, o->eps,
-                                    nseg, times);
-    if (st == DIFFSDE_OK && own) {
-        diffsde_ode_options one = *o;
-        one.steps = 1;
-        one.denoise = 0;
-        st = diffsde_ode_new(ctx, sde, score, &one, &seg);
-    }
-    if (st == DIFFSDE_OK)
-        st = diffsde_sde_prior_sample(sde, noise, 0, k, 2, x);
-    if (st == DIFFSDE_OK)
-        paths_add(pr, x);
-    for (size_t j = 0; st == DIFFSDE_OK && j < nseg; j++) {
-        st = diffsde_ode_solve(own ? seg : ode, times[j], times[j + 1], k, 2, x);
-        if (st == DIFFSDE_OK && ((j + 1) % pr->stride == 0 || j + 1 == nseg))
-            paths_add(pr, x);
-    }
-    if (st != DIFFSDE_OK)
-        cli_error(s, "--plot-paths: %s", st == DIFFSDE_ENOMEM && !times ? "out of memory"
-                                                                        : diffsde_errmsg(ctx));
-    diffsde_ode_free(seg);
-    free(times);
-    return st == DIFFSDE_OK ? CLI_OK : CLI_FAILED;
-}
-
 /* Run the sampler over all n samples, chunk by chunk, into x (n × d). */
 static int draw(const char *s, diffsde_ctx *ctx, diffsde_sampler *smp, const diffsde_noise *noise,
                 const cli_sample_config *c, const diffsde_sde *sde, size_t d, double *x,
-                cli_sample_result *r, path_rec *pr)
+                cli_sample_result *r, cli_path_rec *pr)
 {
     size_t n = (size_t)c->n, chunk = n < CLI_SAMPLE_CHUNK ? n : CLI_SAMPLE_CHUNK;
     double *times = malloc(chunk * sizeof *times);
@@ -658,8 +552,8 @@ static int draw(const char *s, diffsde_ctx *ctx, diffsde_sampler *smp, const dif
         diffsde_sampler_stats st;
         rc = diffsde_sampler_init(smp, noise, (uint64_t)i0, nc, d, xc);
         if (rc == DIFFSDE_OK && pr && i0 == 0) {
-            paths_add(pr, xc); /* the prior draw */
-            rc = diffsde_sampler_set_observer(smp, observe, pr, 1);
+            cli_paths_add(pr, xc); /* the prior draw */
+            rc = diffsde_sampler_set_observer(smp, cli_paths_observe, pr, 1);
         }
         while (rc == DIFFSDE_OK && !diffsde_sampler_done(smp)) {
             rc = diffsde_sampler_step(smp, xc);
@@ -680,7 +574,7 @@ static int draw(const char *s, diffsde_ctx *ctx, diffsde_sampler *smp, const dif
         if (rc == DIFFSDE_OK)
             rc = diffsde_sampler_finish(smp, xc);
         if (rc == DIFFSDE_OK && pr && i0 == 0) {
-            paths_add(pr, xc); /* after the denoising step, where the sample lands */
+            cli_paths_add(pr, xc); /* after the denoising step, where the sample lands */
             rc = diffsde_sampler_set_observer(smp, NULL, NULL, 1);
         }
         if (rc == DIFFSDE_OK) {
@@ -780,7 +674,7 @@ static int refused(const char *s, diffsde_ctx *ctx, int st)
 /* Render --plot against the exact density at the metrics' time: p_eps for the flow's value at
  * eps (--sampler ode without denoising), p0 otherwise. */
 static int plot(const char *s, const cli_sample_config *c, const diffsde_gmm *gmm,
-                const diffsde_sde *sde, size_t d, const double *x, const path_rec *pr,
+                const diffsde_sde *sde, size_t d, const double *x, const cli_path_rec *pr,
                 char **tmp)
 {
     double t = c->ode && !c->ode_opt.denoise ? c->ode_opt.eps : 0;
@@ -806,7 +700,7 @@ static int plot(const char *s, const cli_sample_config *c, const diffsde_gmm *gm
         if (*q == '\'' || *q == '\n')
             *q = '?';
     double *traj = NULL;
-    if (pr && !(traj = paths_layout(pr))) {
+    if (pr && !(traj = cli_paths_layout(pr))) {
         cli_error(s, "out of memory");
         return CLI_FAILED;
     }
@@ -834,7 +728,7 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
     diffsde_noise *noise = NULL;
     double *x = NULL;
     char *report_tmp = NULL, *plot_tmp = NULL, merr[DIFFSDE_ERRMSG_CAPACITY] = "";
-    path_rec paths = {0, 0, 0, 0, NULL}, *pr = NULL;
+    cli_path_rec paths = {0, 0, 0, 0, NULL}, *pr = NULL;
     json_t *doc = NULL;
     int rc = cli_sde_make(s, ctx, &c->sde, &sde);
     if (rc == CLI_OK)
@@ -866,7 +760,7 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
             cli_error(s, "--plot-paths: paths are drawn for 2-D models only (%s has dimension "
                       "%zu)", c->model, diffsde_gmm_dim(gmm));
             rc = CLI_USAGE;
-        } else if (paths_init(&paths, c->plot_paths < c->n ? c->plot_paths
+        } else if (cli_paths_init(&paths, c->plot_paths < c->n ? c->plot_paths
                                                            : (size_t)c->n) != 0) {
             cli_error(s, "out of memory");
             rc = CLI_FAILED;
@@ -891,7 +785,7 @@ int cli_sample_execute(const char *s, cli_sample_config *c, int want_metrics,
         rc = c->ode ? draw_ode(s, ctx, ode, noise, c, r->d, x, r)
                     : draw(s, ctx, smp, noise, c, sde, r->d, x, r, pr);
     if (rc == CLI_OK && c->ode && pr)
-        rc = ode_paths(s, ctx, ode, sde, score, noise, c, pr);
+        rc = cli_paths_ode(s, ctx, ode, sde, score, noise, c, pr);
     if (rc == CLI_OK && want_metrics && c->n >= 2) {
         measure(ctx, gmm, sde, c, x, r, merr, sizeof merr);
         if (!r->have_metrics)
