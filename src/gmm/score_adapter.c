@@ -6,44 +6,40 @@
  */
 #include "gmm/gmm_impl.h"
 
-/* Returns the evaluator's status (< 0, fatal) on failure; its message is on the model's
- * context. A dimension mismatch is reported as DIFFSDE_ESIZE. */
+/* The callbacks are called with the caller's d: refuse one that is not the mixture's. */
+static int check_dim(diffsde_gmm_eval *ev, size_t d, const char *which)
+{
+    if (d == ev->dim)
+        return DIFFSDE_OK;
+    return diffsde_i_fail(ev->ctx, DIFFSDE_ESIZE,
+                          "diffsde_gmm_score_new %s: d (%zu) differs from the mixture's "
+                          "dimension (%zu)",
+                          which, d, ev->dim);
+}
+
+/* The three callbacks return the evaluator's status (< 0, fatal) on failure; its message is on
+ * the model's context. A dimension mismatch is reported as DIFFSDE_ESIZE. */
 static int gmm_score_cb(size_t n, size_t d, const double *t, const double *x, double *out,
                         void *user)
 {
-    diffsde_gmm_eval *ev = user;
-    if (d != ev->dim)
-        return diffsde_i_fail(ev->ctx, DIFFSDE_ESIZE,
-                              "diffsde_gmm_score_new callback: d (%zu) differs from the mixture's "
-                              "dimension (%zu)",
-                              d, ev->dim);
-    return diffsde_gmm_evaluate(ev, n, t, x, NULL, out, NULL, NULL);
+    int st = check_dim(user, d, "callback");
+    return st ? st : diffsde_gmm_evaluate(user, n, t, x, NULL, out, NULL, NULL);
 }
 
-/* The exact log p_t at each point; failures as gmm_score_cb. */
+/* The exact log p_t at each point. */
 static int gmm_logp_cb(size_t n, size_t d, const double *t, const double *x, double *logp,
                        void *user)
 {
-    diffsde_gmm_eval *ev = user;
-    if (d != ev->dim)
-        return diffsde_i_fail(ev->ctx, DIFFSDE_ESIZE,
-                              "diffsde_gmm_score_new log-density callback: d (%zu) differs from "
-                              "the mixture's dimension (%zu)",
-                              d, ev->dim);
-    return diffsde_gmm_evaluate(ev, n, t, x, logp, NULL, NULL, NULL);
+    int st = check_dim(user, d, "log-density callback");
+    return st ? st : diffsde_gmm_evaluate(user, n, t, x, logp, NULL, NULL, NULL);
 }
 
-/* The exact divergence of the score at each point; failures as gmm_score_cb. */
+/* The exact divergence of the score at each point. */
 static int gmm_div_cb(size_t n, size_t d, const double *t, const double *x, double *div,
                       void *user)
 {
-    diffsde_gmm_eval *ev = user;
-    if (d != ev->dim)
-        return diffsde_i_fail(ev->ctx, DIFFSDE_ESIZE,
-                              "diffsde_gmm_score_new divergence callback: d (%zu) differs from "
-                              "the mixture's dimension (%zu)",
-                              d, ev->dim);
-    return diffsde_gmm_evaluate(ev, n, t, x, NULL, NULL, div, NULL);
+    int st = check_dim(user, d, "divergence callback");
+    return st ? st : diffsde_gmm_evaluate(user, n, t, x, NULL, NULL, div, NULL);
 }
 
 static void release_eval(void *user)

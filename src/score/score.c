@@ -161,52 +161,74 @@ int diffsde_score_has_logp(const diffsde_score *score)
     return score && score->logp ? 1 : 0;
 }
 
-int diffsde_score_eval_logp(const diffsde_score *score, size_t n, size_t d, const double *t,
-                            const double *x, double *logp)
+/* The checks shared by the per-row callbacks (log-density, divergence) before the call: the
+ * shape, the callback's presence, the pointers. Returns DIFFSDE_OK with *empty = 1 when n = 0
+ * (nothing to do). `what` names the callback, `setter` the function that installs it. */
+static int row_callback_prologue(const diffsde_score *score, const char *name, size_t n, size_t d,
+                                 int present, const char *what, const char *setter,
+                                 const double *t, const double *x, const double *out,
+                                 const char *outname, int *empty)
 {
-    static const char name[] = "diffsde_score_eval_logp";
-    if (!score)
-        return DIFFSDE_ENULL;
     diffsde_ctx *ctx = score->ctx;
+    *empty = 0;
     if (d == 0)
         return diffsde_i_fail(ctx, DIFFSDE_ESIZE, "%s: dimension d must be >= 1", name);
     size_t nd;
     if (diffsde_i_mul_size(n, d, &nd) != 0)
         return diffsde_i_fail(ctx, DIFFSDE_ESIZE, "%s: n*d overflows (n=%zu, d=%zu)", name, n,
                               d);
-    if (!score->logp)
-        return diffsde_i_fail(ctx, DIFFSDE_EUNSUPPORTED,
-                              "%s: the model has no log-density callback "
-                              "(diffsde_score_set_logp)",
-                              name);
-    if (n == 0)
+    if (!present)
+        return diffsde_i_fail(ctx, DIFFSDE_EUNSUPPORTED, "%s: the model has no %s callback (%s)",
+                              name, what, setter);
+    if (n == 0) {
+        *empty = 1;
         return DIFFSDE_OK;
-    if (!t || !x || !logp)
+    }
+    if (!t || !x || !out)
         return diffsde_i_fail(ctx, DIFFSDE_ENULL, "%s: %s is NULL", name,
-                              !t ? "t" : !x ? "x" : "logp");
+                              !t ? "t" : !x ? "x" : outname);
+    return DIFFSDE_OK;
+}
 
+/* The callback's status, then its n outputs, checked after the call. */
+static int row_callback_result(const diffsde_score *score, const char *name, const char *what,
+                               int cb, size_t n, const double *t, const double *out)
+{
+    diffsde_ctx *ctx = score->ctx;
+    if (cb < 0)
+        return diffsde_i_fail(ctx, DIFFSDE_ECALLBACK, "%s: %s callback returned %d (fatal)", name,
+                              what, cb);
+    if (cb > 0)
+        return diffsde_i_fail(ctx, DIFFSDE_ERETRY, "%s: %s callback returned %d (recoverable)",
+                              name, what, cb);
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(out[i]))
+            return diffsde_i_fail(ctx, DIFFSDE_ENONFINITE,
+                                  "%s: %s callback returned %g at sample %zu, t=%.17g", name, what,
+                                  out[i], i, t[i]);
+    }
+    return DIFFSDE_OK;
+}
+
+int diffsde_score_eval_logp(const diffsde_score *score, size_t n, size_t d, const double *t,
+                            const double *x, double *logp)
+{
+    static const char name[] = "diffsde_score_eval_logp";
+    if (!score)
+        return DIFFSDE_ENULL;
+    int empty, st = row_callback_prologue(score, name, n, d, score->logp != NULL, "log-density",
+                                          "diffsde_score_set_logp", t, x, logp, "logp", &empty);
+    if (st != DIFFSDE_OK || empty)
+        return st;
     /* Without the SDE only t >= 0 and finiteness can be checked; do it before the call. */
     for (size_t i = 0; i < n; i++) {
         if (!(t[i] >= 0.0 && isfinite(t[i])))
-            return diffsde_i_fail(ctx, DIFFSDE_EDOM,
+            return diffsde_i_fail(score->ctx, DIFFSDE_EDOM,
                                   "%s: sample %zu: t=%.17g is not a finite time >= 0", name, i,
                                   t[i]);
     }
-
-    int cb = score->logp(n, d, t, x, logp, score->user);
-    if (cb < 0)
-        return diffsde_i_fail(ctx, DIFFSDE_ECALLBACK,
-                              "%s: log-density callback returned %d (fatal)", name, cb);
-    if (cb > 0)
-        return diffsde_i_fail(ctx, DIFFSDE_ERETRY,
-                              "%s: log-density callback returned %d (recoverable)", name, cb);
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(logp[i]))
-            return diffsde_i_fail(ctx, DIFFSDE_ENONFINITE,
-                                  "%s: log-density callback returned %g at sample %zu, t=%.17g",
-                                  name, logp[i], i, t[i]);
-    }
-    return DIFFSDE_OK;
+    return row_callback_result(score, name, "log-density",
+                               score->logp(n, d, t, x, logp, score->user), n, t, logp);
 }
 
 int diffsde_score_set_divergence(diffsde_score *score, diffsde_div_fn fn)
@@ -228,46 +250,22 @@ int diffsde_score_eval_divergence(const diffsde_score *score, const diffsde_sde 
     static const char name[] = "diffsde_score_eval_divergence";
     if (!score)
         return DIFFSDE_ENULL;
-    diffsde_ctx *ctx = score->ctx;
     if (!sde)
-        return diffsde_i_fail(ctx, DIFFSDE_ENULL, "%s: the SDE is NULL", name);
-    if (d == 0)
-        return diffsde_i_fail(ctx, DIFFSDE_ESIZE, "%s: dimension d must be >= 1", name);
-    size_t nd;
-    if (diffsde_i_mul_size(n, d, &nd) != 0)
-        return diffsde_i_fail(ctx, DIFFSDE_ESIZE, "%s: n*d overflows (n=%zu, d=%zu)", name, n,
-                              d);
-    if (!score->div)
-        return diffsde_i_fail(ctx, DIFFSDE_EUNSUPPORTED,
-                              "%s: the model has no divergence callback "
-                              "(diffsde_score_set_divergence)",
-                              name);
-    if (n == 0)
-        return DIFFSDE_OK;
-    if (!t || !x || !div)
-        return diffsde_i_fail(ctx, DIFFSDE_ENULL, "%s: %s is NULL", name,
-                              !t ? "t" : !x ? "x" : "div");
+        return diffsde_i_fail(score->ctx, DIFFSDE_ENULL, "%s: the SDE is NULL", name);
+    int empty, st = row_callback_prologue(score, name, n, d, score->div != NULL, "divergence",
+                                          "diffsde_score_set_divergence", t, x, div, "div",
+                                          &empty);
+    if (st != DIFFSDE_OK || empty)
+        return st;
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && t[i] == t[i - 1])
             continue;
         diffsde_sde_coefs c;
         int rc = diffsde_sde_coefs_at(sde, t[i], &c);
         if (rc != DIFFSDE_OK)
-            return diffsde_i_fail(ctx, rc, "%s: sample %zu: t=%.17g: %s", name, i, t[i],
+            return diffsde_i_fail(score->ctx, rc, "%s: sample %zu: t=%.17g: %s", name, i, t[i],
                                   diffsde_strerror(rc));
     }
-    int cb = score->div(n, d, t, x, div, score->user);
-    if (cb < 0)
-        return diffsde_i_fail(ctx, DIFFSDE_ECALLBACK,
-                              "%s: divergence callback returned %d (fatal)", name, cb);
-    if (cb > 0)
-        return diffsde_i_fail(ctx, DIFFSDE_ERETRY,
-                              "%s: divergence callback returned %d (recoverable)", name, cb);
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(div[i]))
-            return diffsde_i_fail(ctx, DIFFSDE_ENONFINITE,
-                                  "%s: divergence callback returned %g at sample %zu, t=%.17g",
-                                  name, div[i], i, t[i]);
-    }
-    return DIFFSDE_OK;
+    return row_callback_result(score, name, "divergence",
+                               score->div(n, d, t, x, div, score->user), n, t, div);
 }
