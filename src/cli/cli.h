@@ -43,6 +43,10 @@ void cli_error(const char *sub, const char *fmt, ...)
  * return -1 on failure. */
 int cli_parse_double(const char *sub, const char *opt, const char *text, double *out);
 int cli_parse_u64(const char *sub, const char *opt, const char *text, uint64_t *out);
+/* A finite double > 0 / an integer in [min, SIZE_MAX] for option --opt (same conventions). */
+int cli_parse_positive(const char *sub, const char *opt, const char *text, double *out);
+int cli_parse_count(const char *sub, const char *opt, const char *text, uint64_t min,
+                    size_t *out);
 
 /* --sde NAME, repeated --sde-param KEY=VALUE, --t T: collected, then turned into an SDE. */
 #define CLI_MAX_SDE_PARAMS 8

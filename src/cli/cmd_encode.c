@@ -99,17 +99,6 @@ typedef struct coder_opts {
     int quiet;
 } coder_opts;
 
-static int parse_positive(const char *sub, const char *opt, const char *text, double *out)
-{
-    if (cli_parse_double(sub, opt, text, out) != 0)
-        return -1;
-    if (!(*out > 0)) {
-        cli_error(sub, "--%s: must be > 0 (got %s)", opt, text);
-        return -1;
-    }
-    return 0;
-}
-
 static int parse(const char *sub, int argc, char **argv, coder_opts *o)
 {
     enum {
@@ -148,10 +137,10 @@ static int parse(const char *sub, int argc, char **argv, coder_opts *o)
         case O_MODEL: o->model = optarg; break;
         case O_SDE: o->sde.name = optarg; break;
         case O_SDE_PARAM: bad = cli_sde_add_param(sub, &o->sde, optarg); break;
-        case O_EPS: bad = parse_positive(sub, "eps", optarg, &o->ode.eps); break;
+        case O_EPS: bad = cli_parse_positive(sub, "eps", optarg, &o->ode.eps); break;
         case O_METHOD: g.method = 1; bad = cli_parse_ode_method(sub, optarg, &o->ode.method); break;
-        case O_RTOL: g.rtol = 1; bad = parse_positive(sub, "rtol", optarg, &o->ode.rtol); break;
-        case O_ATOL: g.atol = 1; bad = parse_positive(sub, "atol", optarg, &o->ode.atol); break;
+        case O_RTOL: g.rtol = 1; bad = cli_parse_positive(sub, "rtol", optarg, &o->ode.rtol); break;
+        case O_ATOL: g.atol = 1; bad = cli_parse_positive(sub, "atol", optarg, &o->ode.atol); break;
         case O_WHOLE: g.whole_batch = 1; o->ode.whole_batch = 1; break;
         case O_STEPS:
             g.steps = 1;
@@ -163,7 +152,7 @@ static int parse(const char *sub, int argc, char **argv, coder_opts *o)
             o->ode.steps = (size_t)v;
             break;
         case O_GRID: g.grid = 1; bad = cli_parse_grid(sub, optarg, &o->ode.grid); break;
-        case O_RHO: g.rho = 1; bad = parse_positive(sub, "rho", optarg, &o->ode.rho); break;
+        case O_RHO: g.rho = 1; bad = cli_parse_positive(sub, "rho", optarg, &o->ode.rho); break;
         case O_IN: o->in = optarg; break;
         case O_OUT: o->out = optarg; break;
         case O_REPORT: o->report = optarg; break;

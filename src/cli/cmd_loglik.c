@@ -113,30 +113,6 @@ typedef struct loglik_opts {
     char **argv;
 } loglik_opts;
 
-static int parse_positive(const char *opt, const char *text, double *out)
-{
-    if (cli_parse_double(sub, opt, text, out) != 0)
-        return -1;
-    if (!(*out > 0)) {
-        cli_error(sub, "--%s: must be > 0 (got %s)", opt, text);
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_count(const char *opt, const char *text, size_t *out)
-{
-    uint64_t v;
-    if (cli_parse_u64(sub, opt, text, &v) != 0)
-        return -1;
-    if (v < 1 || v > (uint64_t)SIZE_MAX) {
-        cli_error(sub, "--%s: must be at least 1 (got %s)", opt, text);
-        return -1;
-    }
-    *out = (size_t)v;
-    return 0;
-}
-
 static int parse(int argc, char **argv, loglik_opts *o)
 {
     enum {
@@ -180,7 +156,7 @@ static int parse(int argc, char **argv, loglik_opts *o)
         case O_MODEL: o->model = optarg; break;
         case O_SDE: o->sde.name = optarg; break;
         case O_SDE_PARAM: bad = cli_sde_add_param(sub, &o->sde, optarg); break;
-        case O_EPS: bad = parse_positive("eps", optarg, &ode->eps); break;
+        case O_EPS: bad = cli_parse_positive(sub, "eps", optarg, &ode->eps); break;
         case O_DIV:
             if (diffsde_divergence_from_name(optarg, &o->ll.divergence) != DIFFSDE_OK) {
                 cli_error(sub, "--divergence: unknown divergence '%s' (exact or hutchinson)",
@@ -188,7 +164,10 @@ static int parse(int argc, char **argv, loglik_opts *o)
                 bad = 1;
             }
             break;
-        case O_PROBES: have_probes = 1; bad = parse_count("probes", optarg, &o->ll.probes); break;
+        case O_PROBES:
+            have_probes = 1;
+            bad = cli_parse_count(sub, "probes", optarg, 1, &o->ll.probes);
+            break;
         case O_PROBE:
             have_probe = 1;
             if (diffsde_probe_from_name(optarg, &o->ll.probe) != DIFFSDE_OK) {
@@ -213,9 +192,12 @@ static int parse(int argc, char **argv, loglik_opts *o)
         case O_DEQUANT: o->ll.dequantize = 1; break;
         case O_SEED: have_seed = 1; bad = cli_parse_u64(sub, "seed", optarg, &o->seed); break;
         case O_METHOD: g.method = 1; bad = cli_parse_ode_method(sub, optarg, &ode->method); break;
-        case O_RTOL: g.rtol = 1; bad = parse_positive("rtol", optarg, &ode->rtol); break;
-        case O_ATOL: g.atol = 1; bad = parse_positive("atol", optarg, &ode->atol); break;
-        case O_STEPS: g.steps = 1; bad = parse_count("steps", optarg, &ode->steps); break;
+        case O_RTOL: g.rtol = 1; bad = cli_parse_positive(sub, "rtol", optarg, &ode->rtol); break;
+        case O_ATOL: g.atol = 1; bad = cli_parse_positive(sub, "atol", optarg, &ode->atol); break;
+        case O_STEPS:
+            g.steps = 1;
+            bad = cli_parse_count(sub, "steps", optarg, 1, &ode->steps);
+            break;
         case O_IN: o->in = optarg; break;
         case O_OUT: o->out = optarg; break;
         case O_REPORT: o->report = optarg; break;

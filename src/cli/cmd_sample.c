@@ -175,31 +175,6 @@ enum { G_PRED, G_CORR, G_SNR, G_CSTEPS, G_REF, G_BATCH, G_COUNT };
 static const char *const given_names[G_COUNT] = {
     "--predictor", "--corrector", "--snr", "--corrector-steps", "--reference", "--batch-norms"};
 
-static int parse_positive(const char *opt, const char *text, double *out)
-{
-    if (cli_parse_double(sub, opt, text, out) != 0)
-        return -1;
-    if (!(*out > 0)) {
-        cli_error(sub, "--%s: must be > 0 (got %s)", opt, text);
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_count(const char *opt, const char *text, uint64_t min, size_t *out)
-{
-    uint64_t v;
-    if (cli_parse_u64(sub, opt, text, &v) != 0)
-        return -1;
-    if (v < min || v > (uint64_t)SIZE_MAX) {
-        cli_error(sub, "--%s: must be at least %llu (got %s)", opt, (unsigned long long)min,
-                  text);
-        return -1;
-    }
-    *out = (size_t)v;
-    return 0;
-}
-
 /* Options shared by the samplers whose meaning or default depends on the sampler, kept until
  * the sampler is known (the command line is read in any order). */
 typedef struct shared_opts {
@@ -414,7 +389,7 @@ static int parse(int argc, char **argv, cli_sample_config *c)
                 bad = 1;
             }
             break;
-        case O_SNR: given[G_SNR] = 1; bad = parse_positive("snr", optarg, &o->snr); break;
+        case O_SNR: given[G_SNR] = 1; bad = cli_parse_positive(sub, "snr", optarg, &o->snr); break;
         case O_STEPS:
             /* The minimum (pc 2, ode 1) is checked once the sampler is known. */
             sh.steps_text = optarg;
@@ -426,13 +401,19 @@ static int parse(int argc, char **argv, cli_sample_config *c)
             break;
         case O_CSTEPS:
             given[G_CSTEPS] = 1;
-            bad = parse_count("corrector-steps", optarg, 1, &o->corrector_steps);
+            bad = cli_parse_count(sub, "corrector-steps", optarg, 1, &o->corrector_steps);
             break;
-        case O_EPS: bad = parse_positive("eps", optarg, &sh.eps); break;
+        case O_EPS: bad = cli_parse_positive(sub, "eps", optarg, &sh.eps); break;
         case O_DENOISE: sh.denoise = 1; break;
         case O_NO_DENOISE: sh.denoise = 0; break;
-        case O_RTOL: sh.have_rtol = 1; bad = parse_positive("rtol", optarg, &sh.rtol); break;
-        case O_ATOL: sh.have_atol = 1; bad = parse_positive("atol", optarg, &sh.atol); break;
+        case O_RTOL:
+            sh.have_rtol = 1;
+            bad = cli_parse_positive(sub, "rtol", optarg, &sh.rtol);
+            break;
+        case O_ATOL:
+            sh.have_atol = 1;
+            bad = cli_parse_positive(sub, "atol", optarg, &sh.atol);
+            break;
         case O_N:
             have_n = 1;
             bad = cli_parse_u64(sub, "n", optarg, &c->n);
@@ -452,7 +433,10 @@ static int parse(int argc, char **argv, cli_sample_config *c)
             bad = cli_parse_ode_method(sub, optarg, &c->ode_opt.method);
             break;
         case O_GRID: og.grid = 1; bad = cli_parse_grid(sub, optarg, &c->ode_opt.grid); break;
-        case O_RHO: og.rho = 1; bad = parse_positive("rho", optarg, &c->ode_opt.rho); break;
+        case O_RHO:
+            og.rho = 1;
+            bad = cli_parse_positive(sub, "rho", optarg, &c->ode_opt.rho);
+            break;
         case O_WHOLE: og.whole_batch = 1; c->ode_opt.whole_batch = 1; break;
         case O_PLOT: c->plot = optarg; break;
         case O_PLOT_PATHS:

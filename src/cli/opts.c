@@ -39,6 +39,32 @@ int cli_parse_u64(const char *sub, const char *opt, const char *text, uint64_t *
     return 0;
 }
 
+int cli_parse_positive(const char *sub, const char *opt, const char *text, double *out)
+{
+    if (cli_parse_double(sub, opt, text, out) != 0)
+        return -1;
+    if (!(*out > 0)) {
+        cli_error(sub, "--%s: must be > 0 (got %s)", opt, text);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_parse_count(const char *sub, const char *opt, const char *text, uint64_t min,
+                    size_t *out)
+{
+    uint64_t v;
+    if (cli_parse_u64(sub, opt, text, &v) != 0)
+        return -1;
+    if (v < min || v > (uint64_t)SIZE_MAX) {
+        cli_error(sub, "--%s: must be at least %llu (got %s)", opt, (unsigned long long)min,
+                  text);
+        return -1;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
 int cli_sde_add_param(const char *sub, cli_sde_opts *o, const char *text)
 {
     const char *eq = strchr(text, '=');
