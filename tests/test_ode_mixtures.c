@@ -75,6 +75,7 @@
 
 #include "diffsde/metrics.h"
 #include "diffsde/ode.h"
+#include "mixture_testutil.h"
 #include "testutil.h"
 
 #define SEED_X UINT64_C(0x452821e638d01377)
@@ -184,34 +185,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The energy permutation test continued past the 200 permutations of
- * diffsde_metrics_compute(): permutation b is the same in every call, so the stages are one
- * 39999-permutation test stopped early. Returns the last stage's p-value. */
-static double energy_stages(fixture *f, int model, int sde, double eps, uint64_t ref0, double p200,
-                            double energy)
-{
-    const size_t n = f->n[model], d = diffsde_gmm_dim(f->gmm[model]);
-    if (p200 > 1.5 / 201)
-        return p200; /* a permutation reached the statistic: so will one of the 39999 */
-    diffsde_gmm_eval *ev = NULL;
-    assert_int_equal(diffsde_gmm_eval_new(f->gmm[model], f->sde[sde], &ev), DIFFSDE_OK);
-    assert_int_equal(diffsde_gmm_sample(ev, f->nm, eps, ref0, n, f->ref), DIFFSDE_OK);
-    diffsde_gmm_eval_free(ev);
-    double p = 0;
-    static const size_t stages[2] = {1999, 39999};
-    for (int s = 0; s < 2; s++) {
-        diffsde_energy_test e;
-        assert_int_equal(diffsde_metrics_energy(f->ctx, f->nm, n, n, d, f->x, f->ref,
-                                                f->energy_m, stages[s], &e),
-                         DIFFSDE_OK);
-        assert_true(e.energy == energy); /* the statistic diffsde_metrics_compute() tested */
-        p = e.pvalue;
-        if (p > 1.5 / (double)(stages[s] + 1))
-            break;
-    }
-    return p;
-}
-
 /* Sample with one setting as run number `run` and apply the four tests. */
 static void evaluate(fixture *f, int model, int sde, const setting *s, uint64_t run, result *r)
 {
@@ -254,8 +227,9 @@ static void evaluate(fixture *f, int model, int sde, const setting *s, uint64_t 
     if (st != DIFFSDE_OK)
         print_error("%s\n", diffsde_errmsg(f->ctx));
     assert_int_equal(st, DIFFSDE_OK);
-    r->energy_p =
-        energy_stages(f, model, sde, eps, mo.ref_sample0, m.energy.pvalue, m.energy.energy);
+    r->energy_p = mtu_energy_stages(f->ctx, f->nm, f->gmm[model], f->sde[sde], eps,
+                                    mo.ref_sample0, f->n[model], f->energy_m, f->x, f->ref,
+                                    m.energy.pvalue, m.energy.energy);
     r->occ_p = m.occupancy.pvalue;
     r->empty = m.occupancy.empty;
     r->sw2 = m.sliced_w2;

@@ -65,6 +65,7 @@
 #include <time.h>
 
 #include "diffsde/sampler.h"
+#include "mixture_testutil.h"
 #include "testutil.h"
 
 #define SEED_X UINT64_C(0x243f6a8885a308d3)
@@ -232,33 +233,6 @@ static const known *find_known(const combo *c)
     return NULL;
 }
 
-/* The energy permutation test continued past the 200 permutations of
- * diffsde_metrics_compute() (see the file comment); returns the last stage's p-value. */
-static double energy_stages(fixture *f, const combo *c, uint64_t ref0, double p200,
-                            double energy)
-{
-    const size_t n = NSAMP[c->model], d = diffsde_gmm_dim(f->gmm[c->model]);
-    if (p200 > 1.5 / 201)
-        return p200; /* a permutation reached the statistic: so will one of the 39999 */
-    diffsde_gmm_eval *ev = NULL;
-    assert_int_equal(diffsde_gmm_eval_new(f->gmm[c->model], NULL, &ev), DIFFSDE_OK);
-    assert_int_equal(diffsde_gmm_sample(ev, f->nm, 0.0, ref0, n, f->ref), DIFFSDE_OK);
-    diffsde_gmm_eval_free(ev);
-    double p = 0;
-    static const size_t stages[2] = {1999, 39999};
-    for (int s = 0; s < 2; s++) {
-        diffsde_energy_test e;
-        assert_int_equal(diffsde_metrics_energy(f->ctx, f->nm, n, n, d, f->x, f->ref, ENERGY_M,
-                                                stages[s], &e),
-                         DIFFSDE_OK);
-        assert_true(e.energy == energy); /* the same statistic as diffsde_metrics_compute's */
-        p = e.pvalue;
-        if (p > 1.5 / (double)(stages[s] + 1))
-            break;
-    }
-    return p;
-}
-
 /* Run one combination as run number `run` (its noise and reference indices) and apply the
  * four tests; known failures skip the costly stages of the energy test. */
 static void evaluate(fixture *f, const combo *c, uint64_t run, int is_known, result *r)
@@ -297,7 +271,9 @@ static void evaluate(fixture *f, const combo *c, uint64_t run, int is_known, res
     assert_int_equal(m.energy.permutations, 200);
     r->energy_p = m.energy.pvalue;
     if (!is_known)
-        r->energy_p = energy_stages(f, c, mo.ref_sample0, m.energy.pvalue, m.energy.energy);
+        r->energy_p = mtu_energy_stages(f->ctx, f->nm, f->gmm[c->model], NULL, 0.0, mo.ref_sample0,
+                                        NSAMP[c->model], ENERGY_M, f->x, f->ref,
+                                        m.energy.pvalue, m.energy.energy);
     r->occ_p = m.occupancy.pvalue;
     r->empty = m.occupancy.empty;
     r->sw2 = m.sliced_w2;
