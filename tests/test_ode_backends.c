@@ -537,15 +537,18 @@ static void test_recoverable(void **state)
     }
 }
 
-/* A model that keeps failing recoverably (status 1, or NaN scores) from call 5 on: each back
- * end shrinks its step a bounded number of times, then stops with the model's status
- * (ERETRY, ENONFINITE), naming itself and the sample, and x is unchanged. */
+/* A model that keeps failing recoverably (status 1, or NaN scores) from call 5 on, or from its
+ * very first call (at the starting point, where no smaller step helps): each back end shrinks
+ * its step a bounded number of times, then stops with the model's status (ERETRY,
+ * ENONFINITE), naming itself and the sample, and x is unchanged. */
 static void test_persistent_recoverable(void **state)
 {
     fixture *f = *state;
     for (size_t b = 0; b < NBACK; b++) {
-        for (int nan = 0; nan <= 1; nan++) {
-            faulty fl = {.fault_call = 5, .fault_status = 1, .persist = 1, .nan = nan};
+        for (int mode = 0; mode < 4; mode++) {
+            const int nan = mode & 1;
+            faulty fl = {.fault_call = mode < 2 ? 5 : 0, .fault_status = 1, .persist = 1,
+                         .nan = nan};
             otu_gauss_default(&fl.g, f->sde[1]);
             diffsde_score *model = NULL;
             otu_ok(diffsde_score_new(f->ctx, faulty_cb, &fl, DIFFSDE_PARAM_SCORE, &model), f->ctx);

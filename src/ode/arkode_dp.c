@@ -153,6 +153,10 @@ static int ark_solve(diffsde_i_oderun *run)
                 break;
             realtype hcur = 0.0;
             ERKStepGetCurrentStep(mem, &hcur);
+            /* No step size yet: the model failed at the starting point itself (its first
+             * evaluation), where no smaller step can help; report that failure. */
+            if (hcur == 0.0)
+                break;
             retries = t == tfail ? retries + 1 : 1;
             if (retries > ARK_MAX_RETRIES)
                 break;
