@@ -2,23 +2,8 @@
 # diffsde gmm: describe, score, logpdf and sample from the command line, checked against hand
 # formulas for the single Gaussian "gauss1" (mean (1, -0.5), covariance [[1.5, 0.4], [0.4, 0.6]]),
 # plus usage errors (exit 2) and run failures (exit 1, no output file left). Prints TAP.
-bin=${top_builddir:-.}/diffsde
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/diffsde-cli-gmm.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); echo "not ok $n - $1"; fails=$((fails + 1)); }
-status_is() { # status_is DESCRIPTION EXPECTED COMMAND...
-    desc=$1 want=$2
-    shift 2
-    "$@" >"$tmp/out.txt" 2>"$tmp/err.txt"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok "$desc"; else
-        notok "$desc (exit $got, expected $want)"
-        sed 's/^/# /' "$tmp/err.txt"
-    fi
-}
+. "${top_srcdir:-.}/tests/cli_tap.sh"
+cli_tap_setup cli-gmm
 # close A B TOL: |A - B| <= TOL * max(1, |B|)
 close() { awk -v a="$1" -v b="$2" -v tol="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; if (m < 1) m = 1; exit !(d <= tol * m) }'; }
 

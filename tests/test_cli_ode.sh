@@ -7,24 +7,8 @@
 # returns the input), every new option with a valid and an invalid value (exit 2 with a
 # message, no output), and run failures (exit 1, no output). Prints TAP; the plan comes last.
 # Comparisons of numbers go through CSV files and awk (no python). Takes a few seconds.
-bin=${top_builddir:-.}/diffsde
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/diffsde-cli-ode.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); echo "not ok $n - $1"; fails=$((fails + 1)); }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
-status_is() { # status_is DESCRIPTION EXPECTED COMMAND...
-    desc=$1 want=$2
-    shift 2
-    "$@" >"$tmp/out.txt" 2>"$tmp/err.txt"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok "$desc"; else
-        notok "$desc (exit $got, expected $want)"
-        sed 's/^/# /' "$tmp/err.txt"
-    fi
-}
+. "${top_srcdir:-.}/tests/cli_tap.sh"
+cli_tap_setup cli-ode
 # usage_error DESCRIPTION PATTERN SUBCOMMAND ARGS...: exit 2, a message on stderr matching
 # PATTERN, and no output file $tmp/u.*
 usage_error() {

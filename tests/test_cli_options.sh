@@ -6,15 +6,9 @@
 # of its row (2: usage error, 1: the run failed — a file that cannot be read or written) and
 # print "diffsde SUB: ..." on stderr, naming the option or the value for usage errors.
 # Runs are tiny (4-point inputs, few steps). Prints TAP; the plan comes last.
-bin=${top_builddir:-.}/diffsde
-case $bin in /*) ;; *) bin=$(pwd)/$bin ;; esac
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/diffsde-cli-options.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+. "${top_srcdir:-.}/tests/cli_tap.sh"
+cli_tap_setup cli-options
 cd "$tmp" || exit 1
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); echo "not ok $n - $1"; fails=$((fails + 1)); }
 
 # Inputs: 4 points of ring8 (CSV) and a report to rerun.
 "$bin" gmm sample --model gmm:ring8 --n 4 --seed 1 --out x.csv || { echo "Bail out! gmm sample"; exit 1; }

@@ -5,25 +5,8 @@
 # nothing, a missing directory: exit 1 and no file at all — samples, report or picture); the
 # usage errors of the two options. Needs gnuplot (Debian: gnuplot-nox, in the quickstart's
 # list). Prints TAP; the plan comes last. Takes a few seconds.
-bin=${top_builddir:-.}/diffsde
-case $bin in /*) ;; *) bin=$(pwd)/$bin ;; esac
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/diffsde-cli-plot.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); echo "not ok $n - $1"; fails=$((fails + 1)); }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
-status_is() { # status_is DESCRIPTION EXPECTED COMMAND...
-    desc=$1 want=$2
-    shift 2
-    "$@" >"$tmp/out.txt" 2>"$tmp/err.txt"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok "$desc"; else
-        notok "$desc (exit $got, expected $want)"
-        sed 's/^/# /' "$tmp/err.txt"
-    fi
-}
+. "${top_srcdir:-.}/tests/cli_tap.sh"
+cli_tap_setup cli-plot
 if ! command -v gnuplot >/dev/null 2>&1; then
     echo "Bail out! gnuplot is not installed (Debian: apt-get install gnuplot-nox)"
     exit 1

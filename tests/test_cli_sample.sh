@@ -4,25 +4,8 @@
 # invalid one (exit 2 with a message), configurations the sampler refuses (exit 2), run
 # failures (exit 1) that leave no file behind, and the progress line (only on a terminal).
 # Prints TAP; the plan comes last. Takes a few seconds.
-bin=${top_builddir:-.}/diffsde
-case $bin in /*) ;; *) bin=$(pwd)/$bin ;; esac
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/diffsde-cli-sample.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); echo "not ok $n - $1"; fails=$((fails + 1)); }
-check() { if eval "$2"; then ok "$1"; else notok "$1"; fi; }
-status_is() { # status_is DESCRIPTION EXPECTED COMMAND...
-    desc=$1 want=$2
-    shift 2
-    "$@" >"$tmp/out.txt" 2>"$tmp/err.txt"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok "$desc"; else
-        notok "$desc (exit $got, expected $want)"
-        sed 's/^/# /' "$tmp/err.txt"
-    fi
-}
+. "${top_srcdir:-.}/tests/cli_tap.sh"
+cli_tap_setup cli-sample
 # usage_error DESCRIPTION PATTERN ARGS...: exit 2, a message on stderr matching PATTERN, no output
 usage_error() {
     desc=$1 pat=$2
